@@ -5,7 +5,7 @@ Topic `invoices`, key = customer id (UTF-8), value = this model as JSON.
 >>> ev = InvoiceEvent.model_validate_json(
 ...     '{"invoice_id": "489434", "customer_id": "13085", "country": "United Kingdom",'
 ...     ' "invoiced_at": "2009-12-01T07:45:00", "lines": [{"stock_code": "85048",'
-...     ' "description": "15CM CHRISTMAS GLASS BALL 20 LIGHTS", "quantity": 12, "unit_price": 6.95}]}'
+...     ' "description": "GLASS BALL", "quantity": 12, "unit_price": 6.95}]}'
 ... )
 >>> ev.is_cancellation, round(ev.total, 2)
 (False, 83.4)

@@ -28,7 +28,9 @@ ENV_VARS: dict[str, tuple[str, str, str]] = {
     "BASKETCAST_WEB_PORT": ("web_port", "6066", "port of the worker's web server"),
     "BASKETCAST_APP_ID": ("app_id", "basketcast", "Faust app id (consumer group)"),
     "BASKETCAST_REDIS_PREFIX": ("redis_prefix", "", "prefix of every Redis key (isolates runs)"),
-    "BASKETCAST_SERVICES_DIR": ("services_dir", ".cache", "where local Kafka/Redis keep jars, data, logs, pids"),
+    "BASKETCAST_SERVICES_DIR": (
+        "services_dir", ".cache", "where local Kafka/Redis keep jars, data, logs, pids"
+    ),
 }
 
 

@@ -1,0 +1,41 @@
+# basketcast: `make demo` runs the main job on the shipped data, `make test` runs every test.
+# Both set up everything on a fresh machine (virtualenv, Kafka jars, redis-server).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+
+.PHONY: venv services services-down services-status test test-unit lint demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $@
+
+services: venv          ## start Kafka (KRaft) and Redis on loopback; idempotent
+	$(BIN)/basketcast services up
+
+services-down:          ## stop what `make services` started (pid files), nothing else
+	@if [ -x $(BIN)/basketcast ]; then $(BIN)/basketcast services down; fi
+
+services-status:
+	$(BIN)/basketcast services status
+
+test: venv services     ## every test: unit and integration (real Kafka and Redis)
+	$(BIN)/pytest
+
+test-unit: venv         ## unit tests only, no services, seconds
+	$(BIN)/pytest -m "not integration"
+
+lint: venv
+	$(BIN)/ruff check .
+
+demo: venv services    ## the main job on the shipped data (full demo: coming with the demo issue)
+	$(BIN)/basketcast demo
+
+clean: services-down
+	rm -rf .cache models reports

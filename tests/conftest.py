@@ -1,0 +1,94 @@
+"""Shared fixtures: a real Kafka broker and a real Redis for integration tests.
+
+Where a Docker engine answers, testcontainers starts them (Kafka in KRaft mode, Redis).
+Otherwise the tests use the addresses in `KAFKA_BOOTSTRAP_SERVERS` / `REDIS_URL` (started by
+`make services`). If nothing answers the tests are skipped locally, and FAIL when `CI=true`:
+in CI a missing service is an error, never a silent skip.
+
+Isolation: every test gets `unique_id`; use it in topic names, consumer groups and as the Redis
+key prefix so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from stream.services import kafka_answers, redis_answers
+from stream.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no"
+        return False
+
+
+def _missing(service: str, address: str) -> None:
+    message = (
+        f"{service} does not answer at {address} and no Docker engine is available; "
+        "start the local services with `make services`"
+    )
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def _containers() -> Iterator[ExitStack | None]:
+    use_docker = os.environ.get("BASKETCAST_TEST_USE_DOCKER", "auto")
+    if use_docker == "never" or not _docker_engine_answers():
+        yield None
+        return
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_containers: ExitStack | None) -> str:
+    """Bootstrap address of a Kafka broker that answers a metadata request."""
+    if _containers is not None:
+        from testcontainers.community.kafka import KafkaContainer
+
+        container = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+        kafka = _containers.enter_context(container)
+        return kafka.get_bootstrap_server()
+    address = Settings.from_env().kafka_bootstrap
+    if not kafka_answers(address):
+        _missing("Kafka", address)
+    return address
+
+
+@pytest.fixture(scope="session")
+def redis_url(_containers: ExitStack | None) -> str:
+    """URL of a Redis server that answers PING."""
+    if _containers is not None:
+        from testcontainers.community.redis import RedisContainer
+
+        redis = _containers.enter_context(RedisContainer("redis:7"))
+        host = redis.get_container_host_ip()
+        return f"redis://{host}:{redis.get_exposed_port(6379)}/0"
+    url = Settings.from_env().redis_url
+    if not redis_answers(url):
+        _missing("Redis", url)
+    return url
+
+
+@pytest.fixture
+def unique_id(request: pytest.FixtureRequest) -> str:
+    """A short id unique to this test: for topic names, group ids and Redis key prefixes."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
+    return f"t-{name}-{uuid.uuid4().hex[:8]}"
