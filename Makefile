@@ -17,13 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 services: venv          ## start Kafka (KRaft) and Redis on loopback; idempotent
-	$(BIN)/basketcast services up
+	$(PY) -m stream.services up
 
 services-down:          ## stop what `make services` started (pid files), nothing else
-	@if [ -x $(BIN)/basketcast ]; then $(BIN)/basketcast services down; fi
+	@if [ -x $(PY) ]; then $(PY) -m stream.services down; fi
 
 services-status:
-	$(BIN)/basketcast services status
+	$(PY) -m stream.services status
 
 test: venv services     ## every test: unit and integration (real Kafka and Redis)
 	$(BIN)/pytest
