@@ -1,0 +1,51 @@
+"""The output contract: one `CustomerScored` per customer, emitted at their first purchase.
+
+Topic `customer-scores`, key = customer id (UTF-8), value = this model as JSON.
+`event_id` is deterministic (see `score_event_id`): the same model version, customer and
+invoice always give the same id, so a consumer can drop re-deliveries by id.
+
+>>> eid = score_event_id("m1", "13085", "489434")
+>>> eid == score_event_id("m1", "13085", "489434"), eid == score_event_id("m2", "13085", "489434")
+(True, False)
+>>> s = CustomerScored(event_id=eid, customer_id="13085", invoice_id="489434",
+...     first_purchase_at="2009-12-01T07:45:00", segment=2, segment_label="gift shops",
+...     p_repeat=0.71, expected_orders=3.2, expected_spend=812.5, horizon_days=365,
+...     model_version="m1", scored_at="2026-01-01T00:00:00Z")
+>>> CustomerScored.model_validate_json(s.model_dump_json()) == s
+True
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Namespace of the uuid5 event ids (fixed forever: changing it changes every id).
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c1d2e-5b0a-4c53-9a43-2b1b8f0c7e10")
+
+
+def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str:
+    """Deterministic id of the score of `customer_id`'s first purchase `invoice_id`."""
+    name = f"{model_version}\x1f{customer_id}\x1f{invoice_id}"
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+
+
+class CustomerScored(BaseModel):
+    """A new customer's segment and next-horizon forecast, made at their first purchase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    event_id: str = Field(description="uuid5 of model_version, customer_id, invoice_id")
+    customer_id: str
+    invoice_id: str = Field(description="the first purchase")
+    first_purchase_at: datetime
+    segment: int = Field(ge=0)
+    segment_label: str
+    p_repeat: float = Field(ge=0.0, le=1.0, description="probability of another order")
+    expected_orders: float = Field(ge=0.0, description="orders expected over the horizon")
+    expected_spend: float = Field(description="spend expected over the horizon (GBP)")
+    horizon_days: int = Field(gt=0)
+    model_version: str = Field(description="version of the batch model bundle")
+    scored_at: datetime = Field(description="wall-clock time the score was first made")

@@ -1,0 +1,77 @@
+"""What one invoice adds to its customer's state: the definitions of the net figures.
+
+The same rules as the batch side (`offline.events`): only clean product lines count
+(`product_lines`), adjustments (`A`) count toward nothing, a cancellation (`C`) subtracts.
+
+- kind: "P" a purchase (`is_first_purchase_candidate`), "C" a cancellation,
+  "A" an adjustment, "O" anything else (e.g. postage alone)
+- spend: `clean_total` when `counts_toward_spend`, else 0
+- items: the quantities of the clean product lines (same condition)
+- category spend: spend of those lines by `category_of(stock_code, description)`
+
+>>> from datetime import datetime
+>>> from schemas.invoice import InvoiceEvent, InvoiceLine
+>>> ev = InvoiceEvent(invoice_id="C1", customer_id="7", invoiced_at=datetime(2010, 1, 1),
+...     lines=(InvoiceLine(stock_code="85048", quantity=-2, unit_price=3.0),
+...            InvoiceLine(stock_code="POST", quantity=-1, unit_price=18.0)))
+>>> op = invoice_op(ev, category_of=lambda code, desc: 0)
+>>> op.kind, op.spend, op.items, op.category_spend
+('C', -6.0, -2, {0: -6.0})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from offline.events import counts_toward_spend, is_first_purchase_candidate, product_lines
+from schemas.invoice import InvoiceEvent
+from stream.store import InvoiceOp
+
+
+def event_time(when: datetime) -> float:
+    """Epoch seconds; a naive time (the logs have no time zone) is read as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def invoice_kind(ev: InvoiceEvent) -> str:
+    if ev.is_cancellation:
+        return "C"
+    if ev.is_adjustment:
+        return "A"
+    return "P" if is_first_purchase_candidate(ev) else "O"
+
+
+def invoice_op(
+    ev: InvoiceEvent,
+    category_of: Callable[[str, str | None], int],
+    *,
+    score_json: str = "",
+    features_json: str = "",
+    due: float = 0.0,
+) -> InvoiceOp:
+    """The Lua script's arguments for `ev` (a customer's invoice)."""
+    assert ev.customer_id is not None, "guests have no state"
+    spend, items = 0.0, 0
+    cats: dict[int, float] = {}
+    if counts_toward_spend(ev):
+        for line in product_lines(ev):
+            amount = line.quantity * line.unit_price
+            spend += amount
+            items += line.quantity
+            cat = int(category_of(line.stock_code, line.description))
+            cats[cat] = cats.get(cat, 0.0) + amount
+    return InvoiceOp(
+        customer_id=ev.customer_id,
+        invoice_id=ev.invoice_id,
+        ts=event_time(ev.invoiced_at),
+        kind=invoice_kind(ev),
+        spend=float(spend),
+        items=int(items),
+        category_spend=cats,
+        score_json=score_json,
+        features_json=features_json,
+        due=due,
+    )

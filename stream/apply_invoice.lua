@@ -1,0 +1,64 @@
+-- Apply one invoice to one customer's state, atomically and at most once (stream/store.py).
+--
+-- KEYS[1] customer hash      {prefix}cust:{<id>}
+-- KEYS[2] applied invoices   {prefix}cust:{<id>}:inv   (invoice id -> event time)
+-- KEYS[3] category spend     {prefix}cust:{<id>}:cat   (category -> net spend)
+-- ARGV    invoice_id, ts (epoch s), kind (P purchase | C cancellation | A adjustment |
+--         O other, e.g. postage only),
+--         spend, items, score_json ('' = not a first purchase), features_json, due (epoch s),
+--         n_categories, then n pairs (category, spend)
+-- Returns {status[, score_json]}; status is one of
+--   first          the invoice is the customer's first purchase; the score was stored
+--   dup_first      already applied, and it was the first purchase: the stored score
+--   dup            already applied: nothing changed
+--   cancel_unknown a cancellation for a customer without any state: recorded, not scored
+--   applied        counted into the aggregates
+local cust, invs, cats = KEYS[1], KEYS[2], KEYS[3]
+local inv, ts_s, kind = ARGV[1], ARGV[2], ARGV[3]
+
+if redis.call('HSETNX', invs, inv, ts_s) == 0 then
+  if redis.call('HGET', cust, 'fp_invoice') == inv then
+    return {'dup_first', redis.call('HGET', cust, 'score')}
+  end
+  return {'dup'}
+end
+
+local ts = tonumber(ts_s)
+local known = redis.call('EXISTS', cust) == 1
+redis.call('HINCRBYFLOAT', cust, 'spend', ARGV[4])
+redis.call('HINCRBY', cust, 'items', ARGV[5])
+if kind == 'C' then
+  redis.call('HINCRBY', cust, 'cancellations', 1)
+elseif kind == 'P' then
+  redis.call('HINCRBY', cust, 'orders', 1)
+elseif kind == 'A' then
+  redis.call('HINCRBY', cust, 'adjustments', 1)
+else
+  redis.call('HINCRBY', cust, 'others', 1)
+end
+local first = tonumber(redis.call('HGET', cust, 'first_seen'))
+if first == nil or ts < first then redis.call('HSET', cust, 'first_seen', ts_s) end
+local last = tonumber(redis.call('HGET', cust, 'last_seen'))
+if last == nil or ts > last then redis.call('HSET', cust, 'last_seen', ts_s) end
+local n = tonumber(ARGV[9])
+for i = 0, n - 1 do
+  redis.call('HINCRBYFLOAT', cats, ARGV[10 + 2 * i], ARGV[11 + 2 * i])
+end
+
+local fp_at = tonumber(redis.call('HGET', cust, 'fp_at'))
+if fp_at ~= nil then
+  -- After the first purchase: what happens within the horizon is the label (online learning).
+  if ts >= fp_at and ts < tonumber(redis.call('HGET', cust, 'fp_due')) then
+    if kind == 'P' then redis.call('HINCRBY', cust, 'h_orders', 1) end
+    redis.call('HINCRBYFLOAT', cust, 'h_spend', ARGV[4])
+    redis.call('HINCRBY', cust, 'h_items', ARGV[5])
+  end
+  return {'applied'}
+end
+if kind == 'P' and ARGV[6] ~= '' then
+  redis.call('HSET', cust, 'fp_invoice', inv, 'fp_at', ts_s, 'fp_due', ARGV[8],
+    'score', ARGV[6], 'features', ARGV[7], 'h_orders', 0, 'h_spend', 0, 'h_items', 0)
+  return {'first', ARGV[6]}
+end
+if kind == 'C' and not known then return {'cancel_unknown'} end
+return {'applied'}

@@ -1,0 +1,147 @@
+"""One micro-batch of raw invoice events -> Redis state, scores and dead letters.
+
+Faust-free, so the agent stays a short loop and the logic is tested without a broker:
+
+    validate -> dead letters | guests (counted) | customers' invoices
+    -> which candidates' customers have no first purchase yet (one pipelined read)
+    -> score those first purchases (one model call)
+    -> apply every invoice with the Lua script (one pipeline)
+    -> register scored customers for label maturation, advance the event-time watermark
+
+Every Redis step is retried until it succeeds (`stream.retry`), and the steps are idempotent,
+so the caller may acknowledge the batch's offsets as soon as `process` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from offline.events import is_first_purchase_candidate
+from schemas.dead_letter import DeadLetter
+from schemas.invoice import InvoiceEvent
+from stream.aggregates import event_time, invoice_op
+from stream.retry import Backoff, retry_until_done
+from stream.scoring import Scored, Scorer
+from stream.store import CustomerStore, InvoiceOp
+from stream.validate import Rejection, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A Kafka record as the worker received it."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    timestamp: float | None = None  # the record's timestamp, epoch s
+
+
+@dataclass
+class Outcome:
+    """What a batch produced: (key, JSON) to publish, and counters."""
+
+    scores: list[tuple[str, str]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, str]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        store: CustomerStore,
+        scorer: Scorer,
+        *,
+        backoff: Backoff | None = None,
+        is_candidate: Callable[[InvoiceEvent], bool] = is_first_purchase_candidate,
+    ) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.backoff = backoff or Backoff()
+        self.is_candidate = is_candidate
+
+    async def process(self, raws: Sequence[RawEvent]) -> Outcome:
+        out = Outcome()
+        out.counts["events"] += len(raws)
+        invoices: list[InvoiceEvent] = []
+        for raw in raws:
+            checked = validate(raw.value)
+            if isinstance(checked, Rejection):
+                self._dead_letter(out, raw, checked.reason, checked.error)
+            elif checked.customer_id is None:
+                out.counts["guests"] += 1
+            else:
+                invoices.append(checked)
+        if invoices:
+            await self._customers(invoices, raws, out)
+        return out
+
+    async def _customers(
+        self, invoices: list[InvoiceEvent], raws: Sequence[RawEvent], out: Outcome
+    ) -> None:
+        candidates = [ev for ev in invoices if self.is_candidate(ev)]
+        known = await retry_until_done(
+            lambda: self.store.have_first_purchase(str(ev.customer_id) for ev in candidates),
+            "read_first_purchases", self.backoff,
+        )
+        first: dict[str, InvoiceEvent] = {}
+        for ev in candidates:  # in offset order: per customer, in time order
+            cid = str(ev.customer_id)
+            if not known[cid] and cid not in first:
+                first[cid] = ev
+        scored, failed = self.scorer.score(list(first.values()))
+        ops: list[InvoiceOp] = []
+        for ev in invoices:
+            cid = str(ev.customer_id)
+            if cid in failed and first.get(cid) is ev:
+                raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
+                self._dead_letter(out, raw, "unscorable", failed[cid])
+                continue
+            s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
+            ops.append(
+                invoice_op(ev, self.scorer.category_of, score_json=s.score_json,
+                           features_json=s.features_json, due=s.due)
+                if s else invoice_op(ev, self.scorer.category_of)
+            )
+        results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
+        maturing: dict[str, float] = {}
+        for op, res in zip(ops, results, strict=True):
+            out.counts[res.status] += 1
+            if res.status in ("first", "dup_first") and res.score_json:
+                out.scores.append((op.customer_id, res.score_json))
+                maturing[op.customer_id] = _due(res.score_json)
+        watermark = max(op.ts for op in ops) if ops else None
+        await retry_until_done(
+            lambda: self.store.register(maturing, watermark), "register", self.backoff
+        )
+
+    def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:
+        dl = DeadLetter.from_raw(
+            raw.value or b"", reason=reason, error=error,
+            topic=raw.topic, partition=raw.partition, offset=raw.offset,
+        )
+        out.dead_letters.append((raw.key, dl.model_dump_json()))
+        out.counts["dead_letters"] += 1
+        out.counts[f"dead_letter:{reason}"] += 1
+        log.info("event=dead_letter reason=%s topic=%s partition=%d offset=%d error=%.200s",
+                 reason, raw.topic, raw.partition, raw.offset, error)
+
+
+def _due(score_json: str) -> float:
+    """first purchase + horizon (epoch s), from a stored `CustomerScored` JSON."""
+    doc = json.loads(score_json)
+    at = datetime.fromisoformat(doc["first_purchase_at"])
+    return event_time(at + timedelta(days=int(doc["horizon_days"])))
+
+
+def _same_invoice(raw: RawEvent, ev: InvoiceEvent) -> bool:
+    checked = validate(raw.value)
+    return isinstance(checked, InvoiceEvent) and checked.invoice_id == ev.invoice_id

@@ -1,0 +1,138 @@
+"""The worker's view of the model bundle: one call per micro-batch, scores as `CustomerScored`.
+
+`Scorer` wraps an `offline.load_bundle(dir)` bundle (anything with `score_invoices`,
+`features`, `category_of`, `model_version`, `horizon_days`). Scores come from the bundle's own
+`score_invoices`, so a streamed score equals `basketcast score` on the same invoice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from schemas.invoice import InvoiceEvent
+from schemas.scored import CustomerScored, score_event_id
+from stream.aggregates import event_time
+
+log = logging.getLogger(__name__)
+
+
+class Bundle(Protocol):
+    model_version: str
+    horizon_days: int
+
+    def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict[str, Any]]: ...
+
+    def features(self, invoices: list[InvoiceEvent]) -> pd.DataFrame: ...
+
+    def category_of(self, stock_code: str, description: str | None) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A first purchase's score, its JSON as emitted and stored, and the features behind it."""
+
+    score: CustomerScored
+    score_json: str
+    features_json: str
+    due: float  # first purchase + horizon, epoch seconds
+
+
+class Scorer:
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.model_version = str(bundle.model_version)
+        self.horizon_days = int(bundle.horizon_days)
+        self.category_of = lru_cache(maxsize=100_000)(bundle.category_of)
+
+    def score(
+        self, first_purchases: Sequence[InvoiceEvent], now: datetime | None = None
+    ) -> tuple[dict[str, Scored], dict[str, str]]:
+        """Score first purchases (one per customer): (customer -> Scored, customer -> error).
+
+        One model call for the batch; if it fails, each invoice alone, so one bad invoice
+        cannot block the others.
+        """
+        if not first_purchases:
+            return {}, {}
+        now = now or datetime.now(UTC)
+        try:
+            return self._score(list(first_purchases), now), {}
+        except Exception:  # noqa: BLE001 - isolate the invoice that breaks the model
+            log.exception("event=batch_score_failed size=%d; scoring one by one",
+                          len(first_purchases))
+        scored: dict[str, Scored] = {}
+        failed: dict[str, str] = {}
+        for ev in first_purchases:
+            try:
+                scored.update(self._score([ev], now))
+            except Exception as exc:  # noqa: BLE001
+                failed[str(ev.customer_id)] = f"{type(exc).__name__}: {exc}"
+        return scored, failed
+
+    def _score(self, events: list[InvoiceEvent], now: datetime) -> dict[str, Scored]:
+        by_customer = {str(ev.customer_id): ev for ev in events}
+        rows = self.bundle.score_invoices(events)
+        features = _features_by_customer(self.bundle.features(events), events)
+        out: dict[str, Scored] = {}
+        for row in rows:
+            cid = str(row["customer_id"])
+            ev = by_customer[cid]
+            score = CustomerScored(
+                event_id=score_event_id(self.model_version, cid, ev.invoice_id),
+                customer_id=cid,
+                invoice_id=str(row["invoice_id"]),
+                first_purchase_at=row.get("first_purchase_at", ev.invoiced_at),
+                segment=int(row["segment"]),
+                segment_label=str(row["segment_label"]),
+                p_repeat=float(row["p_repeat"]),
+                expected_orders=float(row["expected_orders"]),
+                expected_spend=float(row["expected_spend"]),
+                horizon_days=self.horizon_days,
+                model_version=str(row.get("model_version", self.model_version)),
+                scored_at=now,
+            )
+            due = event_time(ev.invoiced_at + timedelta(days=self.horizon_days))
+            out[cid] = Scored(
+                score, score.model_dump_json(), json.dumps(features.get(cid, {})), due
+            )
+        return out
+
+
+def _features_by_customer(df: pd.DataFrame, events: list[InvoiceEvent]) -> dict[str, dict]:
+    """customer id -> {feature: JSON-safe value} from the bundle's feature frame."""
+    if df is None or len(df) == 0:
+        return {}
+    if "customer_id" in df.columns:
+        ids = df["customer_id"].astype(str).tolist()
+        df = df.drop(columns=["customer_id"])
+    elif df.index.name == "customer_id":
+        ids = df.index.astype(str).tolist()
+    else:
+        ids = [str(ev.customer_id) for ev in events][: len(df)]
+    records = df.to_dict(orient="records")
+    return {
+        cid: {str(k): _jsonable(v) for k, v in rec.items()}
+        for cid, rec in zip(ids, records, strict=False)
+    }
+
+
+def _jsonable(v: object) -> object:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (pd.Timestamp, datetime)):
+        return v.isoformat()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)

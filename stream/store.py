@@ -1,0 +1,153 @@
+"""Customer state in Redis: one hash per customer, changed by one Lua script per invoice.
+
+Keys share the hash tag `{<customer id>}` so a customer's keys live in one Redis Cluster slot:
+
+- `{prefix}cust:{<id>}`      hash: orders, cancellations, adjustments, spend, items,
+  first_seen, last_seen (epoch s); at the first purchase fp_invoice, fp_at, fp_due, score
+  (the emitted `CustomerScored` JSON), features (JSON); after it h_orders, h_spend, h_items
+  (what happened within the horizon: the label the online learner will use)
+- `{prefix}cust:{<id>}:inv`  hash: applied invoice id -> event time (the at-most-once guard)
+- `{prefix}cust:{<id>}:cat`  hash: product category -> net spend
+- `{prefix}maturation`       sorted set: customer id scored by fp_at + horizon (epoch s)
+- `{prefix}watermark`        sorted set with one member `event_time`: the largest event time
+  applied (the learner compares it with `maturation`)
+
+The maturation set and the watermark are outside the customers' slots, so they are written by
+plain idempotent commands (ZADD NX / ZADD GT) after the script, never inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+LUA_APPLY = resources.files("stream").joinpath("apply_invoice.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceOp:
+    """One invoice, reduced to what the script needs."""
+
+    customer_id: str
+    invoice_id: str
+    ts: float  # event time, epoch seconds
+    kind: str  # "P" purchase, "C" cancellation, "A" adjustment
+    spend: float
+    items: int
+    category_spend: dict[int, float] = field(default_factory=dict)
+    score_json: str = ""  # non-empty: store as the first purchase if the customer has none
+    features_json: str = ""
+    due: float = 0.0  # fp_at + horizon, epoch seconds
+
+    def argv(self) -> list[str | int | float]:
+        args: list[str | int | float] = [
+            self.invoice_id,
+            repr(self.ts),
+            self.kind,
+            repr(self.spend),
+            self.items,
+            self.score_json,
+            self.features_json,
+            repr(self.due),
+            len(self.category_spend),
+        ]
+        for cat, amount in self.category_spend.items():
+            args += [cat, repr(amount)]
+        return args
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    status: str  # first | dup_first | dup | cancel_unknown | applied
+    score_json: str | None = None
+
+
+class CustomerStore:
+    """Pipelined access to the customers' state.
+
+    >>> CustomerStore(None, "t1").keys("13085")
+    ('t1:cust:{13085}', 't1:cust:{13085}:inv', 't1:cust:{13085}:cat')
+    """
+
+    def __init__(self, redis: Redis, prefix: str = "") -> None:
+        self.redis = redis
+        self.prefix = prefix if not prefix or prefix.endswith(":") else prefix + ":"
+        self._sha: str | None = None
+
+    def keys(self, customer_id: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}cust:{{{customer_id}}}"
+        return base, base + ":inv", base + ":cat"
+
+    @property
+    def maturation_key(self) -> str:
+        return f"{self.prefix}maturation"
+
+    @property
+    def watermark_key(self) -> str:
+        return f"{self.prefix}watermark"
+
+    async def load_script(self) -> str:
+        self._sha = await self.redis.script_load(LUA_APPLY)
+        return self._sha
+
+    async def have_first_purchase(self, customer_ids: Iterable[str]) -> dict[str, bool]:
+        """Which of these customers already have a stored first purchase (one round trip)."""
+        ids = list(dict.fromkeys(customer_ids))
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hexists(self.keys(cid)[0], "fp_invoice")
+        return {cid: bool(x) for cid, x in zip(ids, await pipe.execute(), strict=True)}
+
+    async def apply(self, ops: Sequence[InvoiceOp]) -> list[Applied]:
+        """Run the script for every op in one pipeline; safe to repeat after any failure."""
+        if not ops:
+            return []
+        if self._sha is None:
+            await self.load_script()
+        try:
+            raw = await self._apply(ops)
+        except NoScriptError:  # Redis restarted and lost its script cache
+            await self.load_script()
+            raw = await self._apply(ops)
+        return [Applied(_text(r[0]), _text(r[1]) if len(r) > 1 else None) for r in raw]
+
+    async def _apply(self, ops: Sequence[InvoiceOp]) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for op in ops:
+            pipe.evalsha(self._sha, 3, *self.keys(op.customer_id), *op.argv())
+        return await pipe.execute()
+
+    async def register(self, maturing: dict[str, float], watermark: float | None) -> None:
+        """Register scored customers for label maturation and advance the watermark."""
+        pipe = self.redis.pipeline(transaction=False)
+        if maturing:
+            pipe.zadd(self.maturation_key, maturing, nx=True)
+        if watermark is not None:
+            pipe.zadd(self.watermark_key, {"event_time": watermark}, gt=True)
+        if maturing or watermark is not None:
+            await pipe.execute()
+
+    async def customer(self, customer_id: str) -> dict[str, object] | None:
+        """A customer's state (for tests, the web endpoints and the learner); None if unknown."""
+        cust, inv, cat = self.keys(customer_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(cust)
+        pipe.hgetall(inv)
+        pipe.hgetall(cat)
+        state, invoices, cats = await pipe.execute()
+        if not state:
+            return None
+        out: dict[str, object] = {_text(k): _text(v) for k, v in state.items()}
+        out["invoices"] = sorted(_text(k) for k in invoices)
+        out["category_spend"] = {int(_text(k)): float(v) for k, v in cats.items()}
+        return out
+
+
+def _text(v: object) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)

@@ -1,0 +1,41 @@
+"""The exported JSON Schemas are current, and the contracts round-trip."""
+
+from __future__ import annotations
+
+import doctest
+import json
+from pathlib import Path
+
+import pytest
+
+import schemas.dead_letter
+import schemas.export
+import schemas.invoice
+import schemas.scored
+from schemas.export import JSON_DIR, export, json_schemas
+
+
+def test_exported_json_schemas_are_current() -> None:
+    expected = json_schemas()
+    on_disk = {p.stem: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.json")}
+    stale = sorted(n for n in expected if on_disk.get(n) != expected[n])
+    extra = sorted(set(on_disk) - set(expected))
+    assert not stale and not extra, (
+        f"stale {stale}, unexpected {extra}: run `basketcast schemas export schemas/json`"
+    )
+
+
+def test_export_writes_valid_json(tmp_path: Path) -> None:
+    paths = export(tmp_path / "out")
+    assert {p.name for p in paths} == {"InvoiceEvent.json", "CustomerScored.json",
+                                       "DeadLetter.json"}
+    for p in paths:
+        assert json.loads(p.read_text())["type"] == "object"
+
+
+@pytest.mark.parametrize(
+    "module", [schemas.scored, schemas.dead_letter, schemas.export, schemas.invoice]
+)
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module)  # type: ignore[arg-type]
+    assert result.failed == 0 and result.attempted > 0
