@@ -3,6 +3,7 @@
 - services: `services up|down|status` (stream.services)
 - offline:  `train`, `score`, `report` (offline.cli)
 - stream:   `worker`, `replay`, `schemas export` (stream.commands)
+- demo:     `demo` (stream.demo)
 
 Each `register(subparsers)` adds its parsers with `set_defaults(func=...)`; heavy imports happen
 inside the functions so `basketcast --help` stays fast.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from offline import cli as offline_cli
     from stream import commands as stream_commands
-    from stream import services
+    from stream import demo, services
 
     parser = argparse.ArgumentParser(
         prog="basketcast",
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.register(sub)
     offline_cli.register(sub)
     stream_commands.register(sub)
+    demo.register(sub)
     return parser
 
 
