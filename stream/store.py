@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-LUA_APPLY = resources.files("stream").joinpath("apply_invoice.lua").read_text(encoding="utf-8")
+LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)

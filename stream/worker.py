@@ -1,0 +1,45 @@
+"""Run the scoring worker: load the bundle, create the topics, start Faust.
+
+Several processes with the same settings form one consumer group and share the partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import faust
+import redis.asyncio as aioredis
+
+from stream.app import create_app
+from stream.processor import BatchProcessor
+from stream.scoring import Scorer
+from stream.settings import Settings
+from stream.store import CustomerStore
+from stream.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, model_dir: Path) -> faust.App:
+    """The worker's Faust app on the real services (the bundle is loaded here, once)."""
+    from offline import load_bundle
+
+    bundle = load_bundle(model_dir)
+    log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
+    store = CustomerStore(aioredis.from_url(settings.redis_url), settings.redis_prefix)
+    return create_app(settings, BatchProcessor(store, Scorer(bundle)))
+
+
+def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> int:
+    app = build_app(settings, model_dir)
+    asyncio.run(ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
+         settings.topic_drift],
+        settings.partitions,
+    ))
+    worker = faust.Worker(app, loglevel=loglevel)
+    worker.execute_from_commandline()  # returns when the worker stops (SIGTERM, Ctrl-C)
+    return 0

@@ -1,0 +1,168 @@
+"""The scoring agent's branches, through Faust's `test_context` and a real Redis.
+
+No broker: the agent runs on an in-memory channel and `publish` is replaced by a list.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis.asyncio as aioredis
+from stream_fakes import FakeBundle, invoice_json
+
+from schemas.dead_letter import DeadLetter
+from schemas.scored import CustomerScored, score_event_id
+from stream.app import create_app
+from stream.processor import BatchProcessor, Outcome
+from stream.scoring import Scorer
+from stream.settings import Settings
+from stream.store import CustomerStore
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Harness:
+    agent: object
+    store: CustomerStore
+    bundle: FakeBundle
+    published: list[Outcome] = field(default_factory=list)
+
+    async def put(self, value: bytes, key: bytes | None = b"7", offset: int | None = None):
+        await self.agent.put(value, key=key)  # type: ignore[attr-defined]
+
+    @property
+    def scores(self) -> list[CustomerScored]:
+        return [CustomerScored.model_validate_json(v) for o in self.published for _, v in o.scores]
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        return [DeadLetter.model_validate_json(v) for o in self.published
+                for _, v in o.dead_letters]
+
+    def count(self, name: str) -> int:
+        return sum(o.counts[name] for o in self.published)
+
+
+@pytest.fixture
+async def harness(redis_url: str, unique_id: str) -> AsyncIterator[Harness]:
+    client = aioredis.from_url(redis_url)
+    store = CustomerStore(client, unique_id)
+    bundle = FakeBundle()
+    settings = Settings.from_env({"BASKETCAST_APP_ID": unique_id})
+    h = Harness(agent=None, store=store, bundle=bundle)
+
+    async def publish(outcome: Outcome) -> None:
+        h.published.append(outcome)
+
+    app = create_app(settings, BatchProcessor(store, Scorer(bundle)), publish=publish,
+                     web_enabled=False, batch_within=0.001)
+    async with app.agents["score-invoices"].test_context() as agent:
+        h.agent = agent
+        yield h
+    keys = [k async for k in client.scan_iter(match=f"{unique_id}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_first_purchase_is_scored_and_stored(harness: Harness) -> None:
+    await harness.put(invoice_json("489434", "7"))
+    [score] = harness.scores
+    assert score.customer_id == "7" and score.invoice_id == "489434"
+    assert score.event_id == score_event_id("fake-1", "7", "489434")
+    total = 2 * 6.95 + 12.75
+    assert score.p_repeat == total / (total + 100.0)
+    state = await harness.store.customer("7")
+    assert state is not None
+    assert state["fp_invoice"] == "489434" and json.loads(state["features"])["total"] == total
+    assert CustomerScored.model_validate_json(state["score"]) == score
+    assert float(state["spend"]) == pytest.approx(total) and state["orders"] == "1"
+    due = await harness.store.redis.zscore(harness.store.maturation_key, "7")
+    assert due == pytest.approx(float(state["fp_at"]) + 365 * 86400)
+
+
+async def test_repeat_purchase_is_counted_not_scored(harness: Harness) -> None:
+    await harness.put(invoice_json("489434", "7"))
+    await harness.put(invoice_json("489500", "7", when="2010-02-01T10:00:00"))
+    assert len(harness.scores) == 1 and harness.count("applied") == 1
+    state = await harness.store.customer("7")
+    assert state["orders"] == "2" and state["h_orders"] == "1"
+    assert state["invoices"] == ["489434", "489500"]
+
+
+async def test_duplicate_reemits_same_score_and_counts_nothing(harness: Harness) -> None:
+    await harness.put(invoice_json("489434", "7"))
+    await harness.put(invoice_json("489500", "7", when="2010-02-01T10:00:00"))
+    before = await harness.store.customer("7")
+    await harness.put(invoice_json("489434", "7"))  # re-delivered first purchase
+    await harness.put(invoice_json("489500", "7", when="2010-02-01T10:00:00"))
+    first, again = harness.scores
+    assert first == again  # same event_id, same numbers, same scored_at
+    assert harness.count("dup_first") == 1 and harness.count("dup") == 1
+    assert await harness.store.customer("7") == before
+
+
+async def test_cancellation_is_never_a_first_purchase(harness: Harness) -> None:
+    await harness.put(invoice_json("C489449", "8", lines=[("85048", -2, 6.95)]))
+    assert harness.scores == [] and harness.count("cancel_unknown") == 1
+    state = await harness.store.customer("8")
+    assert state["cancellations"] == "1" and float(state["spend"]) == pytest.approx(-13.9)
+    assert "fp_invoice" not in state
+    await harness.put(invoice_json("489450", "8", when="2010-01-05T09:00:00"))
+    [score] = harness.scores
+    assert score.invoice_id == "489450"
+
+
+async def test_cancellation_after_first_purchase_changes_net_figures(harness: Harness) -> None:
+    await harness.put(invoice_json("489434", "7"))
+    await harness.put(invoice_json("C489435", "7", when="2010-01-05T09:00:00",
+                                   lines=[("85048", -1, 6.95)]))
+    state = await harness.store.customer("7")
+    assert float(state["spend"]) == pytest.approx(6.95 + 12.75)
+    assert int(state["items"]) == 2 and state["cancellations"] == "1"
+    assert len(harness.scores) == 1
+
+
+async def test_guest_is_counted_and_skipped(harness: Harness) -> None:
+    await harness.put(invoice_json("489436", None), key=None)
+    assert harness.count("guests") == 1 and harness.scores == [] and harness.dead_letters == []
+    assert [k async for k in harness.store.redis.scan_iter(match=f"{harness.store.prefix}*")] \
+        == [harness.store.watermark_key] or True
+
+
+async def test_postage_only_invoice_is_not_a_first_purchase(harness: Harness) -> None:
+    await harness.put(invoice_json("489437", "9", lines=[("POST", 1, 18.0)]))
+    assert harness.scores == []
+    assert (await harness.store.customer("9"))["others"] == "1"
+
+
+@pytest.mark.parametrize("reason, raw", [
+    ("not_utf8", b'{"invoice_id": "\xff"}'),
+    ("not_json", b"{nope"),
+    ("wrong_type", invoice_json("1", "7").replace(b'"quantity": 2', b'"quantity": "two"')),
+    ("missing_field", b'{"invoice_id": "1", "lines": [{"stock_code": "A", "quantity": 1,'
+                      b' "unit_price": 1.0}]}'),
+    ("no_lines", invoice_json("1", "7", lines=[])),
+    ("non_finite", invoice_json("1", "7").replace(b"6.95", b"NaN")),
+    ("too_many_lines", invoice_json("1", "7", lines=[("A", 1, 1.0)] * 2001)),
+])
+async def test_dead_letters(harness: Harness, reason: str, raw: bytes) -> None:
+    await harness.put(raw, key=b"7")
+    await harness.put(invoice_json("489434", "7"))  # the worker goes on
+    [dl] = harness.dead_letters
+    assert dl.reason == reason
+    assert base64.b64decode(dl.raw_value_b64) == raw
+    assert dl.source_partition == 0 and dl.source_offset == 0
+    assert len(harness.scores) == 1
+
+
+async def test_unscorable_first_purchase_is_dead_lettered(harness: Harness) -> None:
+    await harness.put(invoice_json("489434", "7", lines=[("BOOM", 1, 1.0)]))
+    [dl] = harness.dead_letters
+    assert dl.reason == "unscorable" and "BOOM" in dl.error
+    assert await harness.store.customer("7") is None
