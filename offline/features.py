@@ -1,0 +1,119 @@
+"""First-purchase features: ONE function over ONE invoice, used by training and by scoring.
+
+Nothing but the invoice goes in (its lines, country and timestamp) and the fitted product
+categoriser, so the stream computes exactly what the training saw and nothing after the first
+purchase can leak in.
+
+>>> from datetime import datetime
+>>> from schemas.invoice import InvoiceEvent, InvoiceLine
+>>> class OneCategory:
+...     n_categories_ = 1
+...     def category_of(self, code, description, unit_price=None): return 0
+>>> ev = InvoiceEvent(invoice_id="1", customer_id="7", country="France",
+...     invoiced_at=datetime(2010, 12, 1, 9),
+...     lines=(InvoiceLine(stock_code="22138", quantity=12, unit_price=2.5),
+...            InvoiceLine(stock_code="POST", quantity=1, unit_price=18.0)))
+>>> f = first_purchase_features(ev, OneCategory())
+>>> f["basket_value"], f["has_postage"], f["is_uk"], f["cat_share_0"]
+(30.0, 1.0, 0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import pandas as pd
+
+from offline.codes import is_postage_code, is_product_code
+from offline.events import product_lines
+from schemas.invoice import InvoiceEvent
+
+#: Europe outside the UK (the retailer's second market), by the names the UCI logs use
+EUROPE = frozenset({
+    "Austria", "Belgium", "Channel Islands", "Cyprus", "Czech Republic", "Denmark", "EIRE",
+    "Finland", "France", "Germany", "Greece", "Iceland", "Italy", "Lithuania", "Malta",
+    "Netherlands", "Norway", "Poland", "Portugal", "Spain", "Sweden", "Switzerland",
+    "European Community",
+})
+
+
+class Categoriser(Protocol):
+    n_categories_: int
+
+    def category_of(self, stock_code: str, description: str | None,
+                    unit_price: float | None = None) -> int: ...
+
+
+BASE_FEATURES = (
+    "basket_value", "log_basket_value", "n_lines", "n_products", "log_quantity",
+    "mean_unit_price", "max_unit_price", "min_unit_price", "median_line_quantity",
+    "max_line_quantity", "max_line_value", "share_lines_qty12", "n_negative_lines",
+    "n_nonproduct_lines", "has_postage", "hour", "weekday", "month", "is_uk", "is_europe",
+)
+
+
+def feature_names(n_categories: int) -> list[str]:
+    """Column order of the feature frame."""
+    return [*BASE_FEATURES, *(f"cat_share_{c}" for c in range(n_categories))]
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    if n == 0:
+        return 0.0
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[str, float]:
+    """Features of a first purchase, from that invoice alone (see module docstring)."""
+    lines = product_lines(ev)
+    pos = [ln for ln in lines if ln.quantity > 0]
+    values = [ln.quantity * ln.unit_price for ln in lines]
+    total = sum(values)
+    prices = [ln.unit_price for ln in pos] or [0.0]
+    qtys = [float(ln.quantity) for ln in pos] or [0.0]
+    n_cat = int(categoriser.n_categories_)
+    shares = [0.0] * n_cat
+    pos_value = sum(ln.quantity * ln.unit_price for ln in pos)
+    for ln in pos:
+        c = categoriser.category_of(ln.stock_code, ln.description, ln.unit_price)
+        shares[c] += ln.quantity * ln.unit_price
+    if pos_value > 0:
+        shares = [s / pos_value for s in shares]
+    when = ev.invoiced_at
+    country = (ev.country or "").strip()
+    f: dict[str, float] = {
+        "basket_value": float(total),
+        "log_basket_value": math.log1p(max(total, 0.0)),
+        "n_lines": float(len(lines)),
+        "n_products": float(len({ln.stock_code for ln in lines})),
+        "log_quantity": math.log1p(sum(qtys)),
+        "mean_unit_price": sum(prices) / len(prices),
+        "max_unit_price": max(prices),
+        "min_unit_price": min(prices),
+        "median_line_quantity": _median(qtys),
+        "max_line_quantity": max(qtys),
+        "max_line_value": max(values, default=0.0),
+        "share_lines_qty12": sum(q >= 12 for q in qtys) / len(qtys) if pos else 0.0,
+        "n_negative_lines": float(sum(ln.quantity < 0 for ln in lines)),
+        "n_nonproduct_lines": float(sum(not is_product_code(ln.stock_code) for ln in ev.lines)),
+        "has_postage": float(any(is_postage_code(ln.stock_code) for ln in ev.lines)),
+        "hour": float(when.hour) + when.minute / 60.0,
+        "weekday": float(when.weekday()),
+        "month": float(when.month),
+        "is_uk": float(country == "United Kingdom"),
+        "is_europe": float(country in EUROPE),
+    }
+    for c, s in enumerate(shares):
+        f[f"cat_share_{c}"] = float(s)
+    return f
+
+
+def features_frame(events: Sequence[InvoiceEvent], categoriser: Categoriser) -> pd.DataFrame:
+    """:func:`first_purchase_features` of each event, one row per event, in order."""
+    cols = feature_names(int(categoriser.n_categories_))
+    rows = [first_purchase_features(ev, categoriser) for ev in events]
+    return pd.DataFrame(rows, columns=cols, dtype=float).reset_index(drop=True)
