@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from offline.events import counts_toward_spend, is_first_purchase_candidate, product_lines
+from offline.events import is_first_purchase_candidate, product_lines
 from schemas.invoice import InvoiceEvent
 from stream.store import InvoiceOp
 
@@ -36,27 +36,35 @@ def event_time(when: datetime) -> float:
     return when.timestamp()
 
 
-def invoice_kind(ev: InvoiceEvent) -> str:
+def invoice_kind(ev: InvoiceEvent, candidate: bool | None = None) -> str:
+    """P, C, A or O; `candidate` = `is_first_purchase_candidate(ev)` when already known."""
     if ev.is_cancellation:
         return "C"
     if ev.is_adjustment:
         return "A"
-    return "P" if is_first_purchase_candidate(ev) else "O"
+    if candidate is None:
+        candidate = is_first_purchase_candidate(ev)
+    return "P" if candidate else "O"
 
 
 def invoice_op(
     ev: InvoiceEvent,
     category_of: Callable[[str, str | None], int],
     *,
+    candidate: bool | None = None,
     score_json: str = "",
     features_json: str = "",
     due: float = 0.0,
 ) -> InvoiceOp:
-    """The Lua script's arguments for `ev` (a customer's invoice)."""
+    """The Lua script's arguments for `ev` (a customer's invoice).
+
+    `candidate`: `is_first_purchase_candidate(ev)` if the caller has it (saves recomputing).
+    """
     assert ev.customer_id is not None, "guests have no state"
+    kind = invoice_kind(ev, candidate)
     spend, items = 0.0, 0
     cats: dict[int, float] = {}
-    if counts_toward_spend(ev):
+    if kind in ("P", "C"):  # == counts_toward_spend(ev)
         for line in product_lines(ev):
             amount = line.quantity * line.unit_price
             spend += amount
@@ -67,7 +75,7 @@ def invoice_op(
         customer_id=ev.customer_id,
         invoice_id=ev.invoice_id,
         ts=event_time(ev.invoiced_at),
-        kind=invoice_kind(ev),
+        kind=kind,
         spend=float(spend),
         items=int(items),
         category_spend=cats,

@@ -88,6 +88,7 @@ def create_app(
             for e in events:
                 await stream.ack(e)
             totals.update(outcome.counts)
+            totals["batches"] += 1
             yield outcome
 
     @app.timer(interval=stats_interval)

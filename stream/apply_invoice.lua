@@ -5,8 +5,8 @@
 -- KEYS[3] category spend     {prefix}cust:{<id>}:cat   (category -> net spend)
 -- ARGV    invoice_id, ts (epoch s), kind (P purchase | C cancellation | A adjustment |
 --         O other, e.g. postage only),
---         spend, items, score_json ('' = not a first purchase), features_json, due (epoch s),
---         n_categories, then n pairs (category, spend)
+--         spend, items, category spend ("cat spend cat spend ..."),
+--         score_json ('' = not a first purchase), features_json, due (epoch s)
 -- Returns {status[, score_json]}; status is one of
 --   first          the invoice is the customer's first purchase; the score was stored
 --   dup_first      already applied, and it was the first purchase: the stored score
@@ -40,25 +40,24 @@ local first = tonumber(redis.call('HGET', cust, 'first_seen'))
 if first == nil or ts < first then redis.call('HSET', cust, 'first_seen', ts_s) end
 local last = tonumber(redis.call('HGET', cust, 'last_seen'))
 if last == nil or ts > last then redis.call('HSET', cust, 'last_seen', ts_s) end
-local n = tonumber(ARGV[9])
-for i = 0, n - 1 do
-  redis.call('HINCRBYFLOAT', cats, ARGV[10 + 2 * i], ARGV[11 + 2 * i])
+for cat, amount in string.gmatch(ARGV[6], '(%S+) (%S+)') do
+  redis.call('HINCRBYFLOAT', cats, cat, amount)
 end
 
 local fp_at = tonumber(redis.call('HGET', cust, 'fp_at'))
 if fp_at ~= nil then
   -- After the first purchase: what happens within the horizon is the label (online learning).
-  if ts >= fp_at and ts < tonumber(redis.call('HGET', cust, 'fp_due')) then
+  if ts >= fp_at and ts <= tonumber(redis.call('HGET', cust, 'fp_due')) then
     if kind == 'P' then redis.call('HINCRBY', cust, 'h_orders', 1) end
     redis.call('HINCRBYFLOAT', cust, 'h_spend', ARGV[4])
     redis.call('HINCRBY', cust, 'h_items', ARGV[5])
   end
   return {'applied'}
 end
-if kind == 'P' and ARGV[6] ~= '' then
-  redis.call('HSET', cust, 'fp_invoice', inv, 'fp_at', ts_s, 'fp_due', ARGV[8],
-    'score', ARGV[6], 'features', ARGV[7], 'h_orders', 0, 'h_spend', 0, 'h_items', 0)
-  return {'first', ARGV[6]}
+if kind == 'P' and ARGV[7] ~= '' then
+  redis.call('HSET', cust, 'fp_invoice', inv, 'fp_at', ts_s, 'fp_due', ARGV[9],
+    'score', ARGV[7], 'features', ARGV[8], 'h_orders', 0, 'h_spend', 0, 'h_items', 0)
+  return {'first', ARGV[7]}
 end
 if kind == 'C' and not known then return {'cancel_unknown'} end
 return {'applied'}

@@ -7,7 +7,8 @@ What the worker already leaves for it, in Redis (see `stream.store`):
 - the event-time watermark: `{prefix}watermark`, member `event_time` (ZADD GT);
 - in the customer's hash: `features` (JSON, as computed at the first purchase), `score` (the
   emitted `CustomerScored` JSON) and the horizon label so far, `h_orders`, `h_spend`, `h_items`
-  (invoices with first purchase <= time < first purchase + horizon).
+  (invoices applied after the first purchase with time <= first purchase + horizon, the
+  window of `offline.labels.realised_outcome`).
 
 The learner will be a leader-only Faust timer: pop members of `maturation` whose score is below
 the watermark (ZRANGE BYSCORE + ZREM), read their features and labels, update the River

@@ -87,7 +87,8 @@ class BatchProcessor:
     async def _customers(
         self, invoices: list[InvoiceEvent], raws: Sequence[RawEvent], out: Outcome
     ) -> None:
-        candidates = [ev for ev in invoices if self.is_candidate(ev)]
+        is_candidate = [self.is_candidate(ev) for ev in invoices]
+        candidates = [ev for ev, c in zip(invoices, is_candidate, strict=True) if c]
         known = await retry_until_done(
             lambda: self.store.have_first_purchase(str(ev.customer_id) for ev in candidates),
             "read_first_purchases", self.backoff,
@@ -99,7 +100,7 @@ class BatchProcessor:
                 first[cid] = ev
         scored, failed = self.scorer.score(list(first.values()))
         ops: list[InvoiceOp] = []
-        for ev in invoices:
+        for ev, cand in zip(invoices, is_candidate, strict=True):
             cid = str(ev.customer_id)
             if cid in failed and first.get(cid) is ev:
                 raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
@@ -107,9 +108,9 @@ class BatchProcessor:
                 continue
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
             ops.append(
-                invoice_op(ev, self.scorer.category_of, score_json=s.score_json,
+                invoice_op(ev, self.scorer.category_of, candidate=cand, score_json=s.score_json,
                            features_json=s.features_json, due=s.due)
-                if s else invoice_op(ev, self.scorer.category_of)
+                if s else invoice_op(ev, self.scorer.category_of, candidate=cand)
             )
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
         maturing: dict[str, float] = {}

@@ -43,21 +43,12 @@ class InvoiceOp:
     features_json: str = ""
     due: float = 0.0  # fp_at + horizon, epoch seconds
 
-    def argv(self) -> list[str | int | float]:
-        args: list[str | int | float] = [
-            self.invoice_id,
-            repr(self.ts),
-            self.kind,
-            repr(self.spend),
-            self.items,
-            self.score_json,
-            self.features_json,
-            repr(self.due),
-            len(self.category_spend),
+    def argv(self) -> list[str | int]:
+        cats = " ".join(f"{c} {a!r}" for c, a in self.category_spend.items())
+        return [
+            self.invoice_id, repr(self.ts), self.kind, repr(self.spend), self.items,
+            cats, self.score_json, self.features_json, repr(self.due),
         ]
-        for cat, amount in self.category_spend.items():
-            args += [cat, repr(amount)]
-        return args
 
 
 @dataclass(frozen=True, slots=True)

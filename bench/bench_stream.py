@@ -1,0 +1,303 @@
+"""Benchmark: invoices -> Kafka -> worker -> `customer-scores`, against a bare passthrough.
+
+Prints, for one worker process on the local broker and Redis:
+
+- worker throughput (invoices/s) draining N invoices produced as fast as possible;
+- the ceiling: a bare aiokafka consume->produce passthrough of the same records, same broker;
+- event->score latency p50/p99 (produce time -> output received) at a fixed offered rate.
+
+End markers (one fresh customer per partition, sent last to that partition) tell when the
+worker has processed everything before them. Every run uses its own topics and Redis prefix.
+
+    python bench/bench_stream.py --model models/latest -n 20000 --rate 500 --latency-n 5000
+    python bench/bench_stream.py --fake-bundle -n 20000   # the pipeline without model cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from schemas.invoice import InvoiceEvent, InvoiceLine  # noqa: E402
+from stream.replay import encode, load_events  # noqa: E402
+from stream.topics import ensure_topics  # noqa: E402
+
+DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
+
+FAKE_WORKER = f"""
+import sys; sys.path.insert(0, {str(ROOT / 'tests' / 'stream')!r})
+import asyncio, os, faust, redis.asyncio as aioredis
+from stream_fakes import FakeBundle
+from stream.app import create_app
+from stream.processor import BatchProcessor
+from stream.scoring import Scorer
+from stream.settings import Settings
+from stream.store import CustomerStore
+s = Settings.from_env()
+store = CustomerStore(aioredis.from_url(s.redis_url), s.redis_prefix)
+app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False,
+                 batch_within=float(os.environ.get("BENCH_WITHIN", "0.01")))
+worker = faust.Worker(app, loglevel="warning")
+if os.environ.get("BENCH_PROFILE"):  # python -m pstats FILE
+    import cProfile
+    cProfile.run("worker.execute_from_commandline()", os.environ["BENCH_PROFILE"])
+else:
+    worker.execute_from_commandline()
+"""
+
+
+def marker(partition: int, run: str, i: int) -> tuple[bytes, bytes]:
+    ev = InvoiceEvent(
+        invoice_id=f"M{i}{partition:04d}", customer_id=f"9{partition:03d}{i:05d}",
+        invoiced_at=datetime(2011, 12, 31), country="United Kingdom",
+        lines=(InvoiceLine(stock_code="85048", description="MARKER", quantity=1, unit_price=1.0),),
+    )
+    return encode(ev)  # type: ignore[return-value]
+
+
+async def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]],
+                      partitions: int, run: str, round_: int) -> tuple[float, set[bytes]]:
+    """Produce records then one marker per partition; returns (start time, marker keys)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=262144)
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        markers = set()
+        for p in range(partitions):
+            key, value = marker(p, run, round_)
+            markers.add(key)
+            await producer.send(topic, value, key=key, partition=p)
+        await producer.flush()
+        produced = time.perf_counter() - t0
+    finally:
+        await producer.stop()
+    print(f"  produced {len(records):,} records in {produced:.2f}s "
+          f"({len(records) / produced:,.0f}/s)")
+    return t0, markers
+
+
+async def wait_markers(consumer: AIOKafkaConsumer, markers: set[bytes], timeout: float,
+                       expect_count: int | None = None) -> tuple[float, int]:
+    """Read outputs until every marker key was seen (or `expect_count` records)."""
+    seen, count = set(), 0
+    deadline = time.perf_counter() + timeout
+    while (seen != markers) if expect_count is None else (count < expect_count):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(seen)}/{len(markers)} markers, {count} records")
+        batch = await consumer.getmany(timeout_ms=200)
+        for recs in batch.values():
+            count += len(recs)
+            seen.update(r.key for r in recs if r.key in markers)
+    return time.perf_counter(), count
+
+
+async def consumer_for(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                         group_id=f"bench-{uuid.uuid4().hex[:8]}", fetch_max_wait_ms=20)
+    await c.start()
+    while not c.assignment():
+        await c.getmany(timeout_ms=100)
+    await c.seek_to_end()
+    return c
+
+
+async def passthrough(bootstrap: str, source: str, sink: str, group: str) -> None:
+    """The ceiling: consume raw records and produce them unchanged (a child process)."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=True,
+                                fetch_max_wait_ms=10)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1,
+                                max_batch_size=262144)
+    await consumer.start()
+    await producer.start()
+    print("ready", flush=True)
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100, max_records=500)
+            for recs in batch.values():
+                for r in recs:
+                    await producer.send(sink, r.value, key=r.key)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as f:
+        return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=log.parent)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    P, bootstrap = args.partitions, args.bootstrap
+    t = {k: f"{run_id}-{k}" for k in ("in", "out", "dlq", "pin", "pout")}
+    await ensure_topics(bootstrap, list(t.values()), P)
+    work = Path(args.workdir) / run_id
+    work.mkdir(parents=True, exist_ok=True)
+
+    events = load_events(DATA, limit=args.n + args.latency_n)
+    thr_events, lat_events = events[: args.n], events[args.n:]
+    records = [encode(ev) for ev in thr_events]
+    print(f"{len(records):,} invoices for throughput, {len(lat_events):,} for latency; "
+          f"{P} partitions; run {run_id}")
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": args.redis,
+           "BASKETCAST_APP_ID": run_id, "BASKETCAST_REDIS_PREFIX": run_id,
+           "BASKETCAST_TOPIC_INVOICES": t["in"], "BASKETCAST_TOPIC_SCORES": t["out"],
+           "BASKETCAST_TOPIC_DLQ": t["dlq"], "BASKETCAST_TOPIC_DRIFT": f"{run_id}-drift",
+           "BASKETCAST_PARTITIONS": str(P), "BASKETCAST_WEB_PORT": str(args.web_port),
+           "PYTHONPATH": str(ROOT)}
+    if args.fake_bundle:
+        cmd = [sys.executable, "-c", FAKE_WORKER]
+    else:
+        cmd = [sys.executable, "-m", "stream", "worker", "--model", str(args.model),
+               "--loglevel", "warning"]
+    procs = []
+    result: dict = {"run": run_id, "n": len(records), "partitions": P,
+                    "bundle": "fake" if args.fake_bundle else str(args.model)}
+    try:
+        # --- passthrough ceiling -------------------------------------------------------
+        pt = start_process([sys.executable, __file__, "--passthrough-child", t["pin"], t["pout"],
+                            f"{run_id}-pt", "--bootstrap", bootstrap], env, work / "pt.log")
+        procs.append(pt)
+        out = await consumer_for(bootstrap, t["pout"])
+        await asyncio.sleep(0)  # the child subscribes on its own; markers wait for it anyway
+        print("passthrough:")
+        t0, markers = await produce_all(bootstrap, t["pin"], records, P, run_id, 0)
+        t1, _ = await wait_markers(out, markers, args.timeout,
+                                   expect_count=len(records) + len(markers))
+        await out.stop()
+        result["passthrough_per_s"] = len(records) / (t1 - t0)
+        print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s")
+        pt.terminate()
+
+        # --- worker throughput ---------------------------------------------------------
+        worker = start_process(cmd, env, work / "worker.log")
+        procs.append(worker)
+        out = await consumer_for(bootstrap, t["out"])
+        print("worker: warming up")
+        _, warm = await produce_all(bootstrap, t["in"], [], P, run_id, 1)
+        await wait_markers(out, warm, args.timeout)
+        print("worker throughput:")
+        t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
+        t1, n_out = await wait_markers(out, markers, args.timeout)
+        result["worker_per_s"] = len(records) / (t1 - t0)
+        result["scores_out"] = n_out - len(markers)
+        result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
+        print(f"  worker: {result['worker_per_s']:,.0f} invoices/s "
+              f"({result['ratio_to_passthrough']:.0%} of passthrough), "
+              f"{result['scores_out']:,} scores")
+
+        # --- latency at a fixed offered rate -------------------------------------------
+        if lat_events:
+            result.update(await latency(bootstrap, t["in"], out, lat_events, args.rate,
+                                        args.timeout))
+        await out.stop()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return result
+
+
+async def latency(bootstrap: str, topic: str, out: AIOKafkaConsumer,
+                  events: list[InvoiceEvent], rate: float, timeout: float) -> dict:
+    """Offer `events` at `rate`/s; latency of every score = received - produced (wall clock)."""
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+
+    async def read() -> None:
+        while True:
+            batch = await out.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for recs in batch.values():
+                for r in recs:
+                    got.setdefault(json.loads(r.value)["invoice_id"], now)
+
+    reader = asyncio.create_task(read())
+    try:
+        start = time.perf_counter()
+        for i, ev in enumerate(events):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            key, value = encode(ev)
+            sent[ev.invoice_id] = time.perf_counter()
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+        offered = len(events) / (time.perf_counter() - start)
+        end = time.perf_counter() + timeout
+        quiet = time.perf_counter()
+        n = -1
+        while time.perf_counter() < end:  # until no new score for 2 s
+            if len(got) != n:
+                n, quiet = len(got), time.perf_counter()
+            elif time.perf_counter() - quiet > 2.0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        reader.cancel()
+        await producer.stop()
+    lat = sorted((got[i] - sent[i]) * 1000 for i in got if i in sent)
+    if not lat:
+        return {"latency_scores": 0}
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    print(f"latency at {offered:,.0f} invoices/s offered: {len(lat):,} scores, "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
+    return {"offered_per_s": offered, "latency_scores": len(lat), "latency_p50_ms": p50,
+            "latency_p99_ms": p99}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=Path("models/latest"))
+    parser.add_argument("--fake-bundle", action="store_true")
+    parser.add_argument("-n", type=int, default=20_000, help="invoices for the throughput run")
+    parser.add_argument("--latency-n", type=int, default=5_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="offered invoices/s (latency)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
+                                                              "127.0.0.1:9092"))
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--web-port", type=int, default=6166)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--workdir", default="/tmp/basketcast-bench")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--passthrough-child", nargs=3, metavar=("SOURCE", "SINK", "GROUP"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.passthrough_child:
+        asyncio.run(passthrough(args.bootstrap, *args.passthrough_child))
+        return
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""End to end on the real services: replay a slice of the shipped log through Kafka into a
+`python -m stream worker` process; its `customer-scores` must equal the batch scorer on the same
+slice with the same bundle, and its Redis state a pandas computation from the same slice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from offline.events import clean_total, is_first_purchase_candidate, product_lines
+from offline.score import score_log
+from schemas.dead_letter import DeadLetter
+from schemas.scored import CustomerScored, score_event_id
+from stream.aggregates import event_time
+from stream.replay import load_events
+from stream.store import CustomerStore
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
+SLICE = int(os.environ.get("BASKETCAST_E2E_INVOICES", "3000"))
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle: $BASKETCAST_TEST_BUNDLE, or trained once on the shipped log."""
+    given = os.environ.get("BASKETCAST_TEST_BUNDLE")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("bundle") / "model"
+    subprocess.run(
+        [sys.executable, "-m", "stream.cli", "train", "--data", str(DATA), "--out", str(out),
+         "--no-progress"],
+        check=True, cwd=ROOT, timeout=1800,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def slice_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """The first SLICE invoices of the log, as a line-level parquet file and as events."""
+    events = load_events(DATA, limit=SLICE)
+    ids = {ev.invoice_id for ev in events}
+    raw = pd.read_parquet(DATA)
+    path = tmp_path_factory.mktemp("slice") / "slice.parquet"
+    raw[raw["Invoice"].astype(str).isin(ids)].to_parquet(path, index=False)
+    return path, events
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _read(consumer: AIOKafkaConsumer, want: int, timeout: float, proc: subprocess.Popen,
+                log: Path) -> list:
+    """Records until `want` arrived (then 1 s more, to catch extras), or fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline, got, settle = loop.time() + timeout, [], None
+    while settle is None or loop.time() < settle:
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        if loop.time() > deadline:
+            pytest.fail(f"{len(got)}/{want} records in {timeout}s:\n{log.read_text()[-4000:]}")
+        batch = await consumer.getmany(timeout_ms=200)
+        got.extend(r for recs in batch.values() for r in recs)
+        if settle is None and len(got) >= want:
+            settle = loop.time() + 1.0
+    return got
+
+
+def _expected_state(events: list, category_of) -> pd.DataFrame:
+    """Per customer, from the slice with pandas: the figures the Lua script keeps."""
+    rows = []
+    for ev in events:
+        if ev.customer_id is None:
+            continue
+        kind = ("C" if ev.is_cancellation else "A" if ev.is_adjustment
+                else "P" if is_first_purchase_candidate(ev) else "O")
+        counts = kind in ("P", "C")
+        lines = product_lines(ev) if counts else []
+        row = {"customer_id": ev.customer_id, "kind": kind, "ts": event_time(ev.invoiced_at),
+               "spend": clean_total(ev) if counts else 0.0,
+               "items": sum(ln.quantity for ln in lines)}
+        for ln in lines:
+            key = f"cat_{category_of(ln.stock_code, ln.description)}"
+            row[key] = row.get(key, 0.0) + ln.quantity * ln.unit_price
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    kinds = pd.crosstab(df["customer_id"], df["kind"])
+    agg = df.groupby("customer_id").agg(
+        spend=("spend", "sum"), items=("items", "sum"), first_seen=("ts", "min"),
+        last_seen=("ts", "max"), invoices=("ts", "size"),
+    )
+    cats = df.filter(like="cat_").groupby(df["customer_id"]).sum(min_count=1)
+    return agg.join(kinds).join(cats).fillna(0)
+
+
+async def test_replay_through_worker_equals_batch_scores(
+    kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path,
+    slice_log: tuple[Path, list], tmp_path: Path,
+) -> None:
+    path, events = slice_log
+    env = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
+        "BASKETCAST_APP_ID": unique_id, "BASKETCAST_REDIS_PREFIX": unique_id,
+        "BASKETCAST_TOPIC_INVOICES": f"{unique_id}-invoices",
+        "BASKETCAST_TOPIC_SCORES": f"{unique_id}-scores",
+        "BASKETCAST_TOPIC_DLQ": f"{unique_id}-dlq", "BASKETCAST_TOPIC_DRIFT": f"{unique_id}-drift",
+        "BASKETCAST_PARTITIONS": "3", "BASKETCAST_WEB_PORT": str(_free_port()),
+    }
+    replay = [sys.executable, "-m", "stream", "replay", "--data", str(path), "--no-progress"]
+    done = subprocess.run(replay, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"replayed {len(events)} invoices" in done.stdout
+
+    oracle = score_log(bundle_dir, path).set_index("customer_id")
+    assert len(oracle) > 100
+
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as f:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker", "--model", str(bundle_dir)],
+            env=env, cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT,
+        )
+    consumer = AIOKafkaConsumer(
+        env["BASKETCAST_TOPIC_SCORES"], env["BASKETCAST_TOPIC_DLQ"],
+        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        group_id=f"{unique_id}-reader", fetch_max_wait_ms=50,
+    )
+    client = aioredis.from_url(redis_url)
+    store = CustomerStore(client, unique_id)
+    try:
+        await consumer.start()
+        got = await _read(consumer, len(oracle), 240, worker, log)
+        scores = [CustomerScored.model_validate_json(r.value) for r in got
+                  if r.topic == env["BASKETCAST_TOPIC_SCORES"]]
+        assert all(r.key.decode() == s.customer_id for r, s in
+                   zip([r for r in got if r.topic == env["BASKETCAST_TOPIC_SCORES"]], scores,
+                       strict=True))
+
+        # 1. the same customers, invoices and numbers as the batch scorer
+        by_customer = {s.customer_id: s for s in scores}
+        assert len(by_customer) == len(scores), "a customer was scored twice"
+        assert set(by_customer) == set(oracle.index)
+        for cid, s in by_customer.items():
+            o = oracle.loc[cid]
+            assert s.invoice_id == o["invoice_id"]
+            assert s.first_purchase_at == pd.Timestamp(o["first_purchase_at"]).to_pydatetime()
+            assert (s.segment, s.segment_label) == (int(o["segment"]), o["segment_label"])
+            for col in ("p_repeat", "expected_orders", "expected_spend"):
+                assert abs(getattr(s, col) - float(o[col])) <= 1e-9, (cid, col)
+            assert s.model_version == o["model_version"]
+            assert s.event_id == score_event_id(s.model_version, cid, s.invoice_id)
+
+        # 2. Redis aggregates equal pandas on the same slice
+        from offline.bundle import load_bundle
+
+        expected = _expected_state(events, load_bundle(bundle_dir).category_of)
+        for cid, row in expected.iterrows():
+            state = await store.customer(str(cid))
+            assert state is not None, cid
+            assert float(state["spend"]) == pytest.approx(row["spend"], abs=1e-6), cid
+            assert int(state["items"]) == row["items"]
+            for kind, field in (("P", "orders"), ("C", "cancellations"),
+                                ("A", "adjustments"), ("O", "others")):
+                assert int(state.get(field, 0)) == row.get(kind, 0), (cid, field)
+            assert float(state["first_seen"]) == row["first_seen"]
+            assert float(state["last_seen"]) == row["last_seen"]
+            assert len(state["invoices"]) == row["invoices"]
+            for cat, amount in state["category_spend"].items():
+                assert amount == pytest.approx(row[f"cat_{cat}"], abs=1e-6)
+            assert ("fp_invoice" in state) == (str(cid) in by_customer)
+        maturing = await client.zcard(store.maturation_key)
+        assert maturing == len(by_customer)
+
+        # 3. re-delivery of the whole slice: same scores (same event ids), nothing counted twice
+        before = {cid: await store.customer(str(cid)) for cid in expected.index[:200]}
+        done = subprocess.run(replay, env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(env["BASKETCAST_TOPIC_INVOICES"], b"\xffnot json",
+                                     key=b"42", partition=1)
+        await producer.stop()
+        again = await _read(consumer, len(scores) + 1, 240, worker, log)
+        dead = [DeadLetter.model_validate_json(r.value) for r in again
+                if r.topic == env["BASKETCAST_TOPIC_DLQ"]]
+        rescored = [r.value for r in again if r.topic == env["BASKETCAST_TOPIC_SCORES"]]
+        assert Counter(rescored) == Counter(
+            r.value for r in got if r.topic == env["BASKETCAST_TOPIC_SCORES"])
+        assert [(d.reason, d.source_partition, d.raw_value()) for d in dead] == [
+            ("not_utf8", 1, b"\xffnot json")]
+        for cid, state in before.items():
+            assert await store.customer(str(cid)) == state
+    finally:
+        await consumer.stop()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        keys = [k async for k in client.scan_iter(match=f"{unique_id}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await client.delete(*keys[i:i + 500])
+        await client.aclose()
