@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from stream.app import create_app
 from stream.processor import BatchProcessor
-from stream.scoring import Scorer
+from stream.scoring import Scorer, serve_single_threaded
 from stream.settings import Settings
 from stream.store import CustomerStore
 from stream.topics import ensure_topics
@@ -27,6 +27,7 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     from offline import load_bundle
 
     bundle = load_bundle(model_dir)
+    serve_single_threaded(bundle)
     log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
     store = CustomerStore(aioredis.from_url(settings.redis_url), settings.redis_prefix)
     return create_app(settings, BatchProcessor(store, Scorer(bundle)))
