@@ -110,6 +110,9 @@ class ProductCategoriser(BaseEstimator):
         labels = self.kmeans_.labels_
         self.code_category_: dict[str, int] = dict(
             zip(products["stock_code"].astype(str), labels.astype(int).tolist(), strict=True))
+        self.reference_price_: dict[str, float] = dict(
+            zip(products["stock_code"].astype(str),
+                products["unit_price"].astype(float).tolist(), strict=True))
         self.category_keywords_ = self._top_keywords(x[:, : len(vocab)], labels)
         self.category_sizes_ = np.bincount(labels, minlength=self.k_).tolist()
         log.info("event=categories k=%d silhouette=%.3f keywords=%d products=%d",
@@ -138,6 +141,10 @@ class ProductCategoriser(BaseEstimator):
             price = np.array([np.nan if unit_price is None else unit_price])
             cache[key] = int(self.kmeans_.predict(self._matrix([description or ""], price))[0])
         return cache[key]
+
+    def reference_price(self, stock_code: str) -> float | None:
+        """The product's median unit price in the training log (None if unseen)."""
+        return self.reference_price_.get(stock_code)
 
     def category_names(self) -> list[str]:
         """A short name per category: its three most typical keywords."""

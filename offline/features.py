@@ -9,6 +9,7 @@ purchase can leak in.
 >>> class OneCategory:
 ...     n_categories_ = 1
 ...     def category_of(self, code, description, unit_price=None): return 0
+...     def reference_price(self, code): return 2.0
 >>> ev = InvoiceEvent(invoice_id="1", customer_id="7", country="France",
 ...     invoiced_at=datetime(2010, 12, 1, 9),
 ...     lines=(InvoiceLine(stock_code="22138", quantity=12, unit_price=2.5),
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import date
 from typing import Protocol
 
 import pandas as pd
@@ -45,12 +47,15 @@ class Categoriser(Protocol):
     def category_of(self, stock_code: str, description: str | None,
                     unit_price: float | None = None) -> int: ...
 
+    def reference_price(self, stock_code: str) -> float | None: ...
+
 
 BASE_FEATURES = (
     "basket_value", "log_basket_value", "n_lines", "n_products", "log_quantity",
     "mean_unit_price", "max_unit_price", "min_unit_price", "median_line_quantity",
     "max_line_quantity", "max_line_value", "share_lines_qty12", "n_negative_lines",
-    "n_nonproduct_lines", "has_postage", "hour", "weekday", "month", "is_uk", "is_europe",
+    "n_nonproduct_lines", "has_postage", "hour", "weekday", "month", "days_to_christmas",
+    "is_uk", "is_europe", "price_ratio", "n_basket_categories",
 )
 
 
@@ -78,9 +83,14 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     n_cat = int(categoriser.n_categories_)
     shares = [0.0] * n_cat
     pos_value = sum(ln.quantity * ln.unit_price for ln in pos)
+    ratio_num = 0.0
     for ln in pos:
+        value = ln.quantity * ln.unit_price
         c = categoriser.category_of(ln.stock_code, ln.description, ln.unit_price)
-        shares[c] += ln.quantity * ln.unit_price
+        shares[c] += value
+        ref = categoriser.reference_price(ln.stock_code)
+        ratio_num += value * (ln.unit_price / ref if ref else 1.0)
+    n_basket_categories = sum(s > 0 for s in shares)
     if pos_value > 0:
         shares = [s / pos_value for s in shares]
     when = ev.invoiced_at
@@ -104,8 +114,11 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
         "hour": float(when.hour) + when.minute / 60.0,
         "weekday": float(when.weekday()),
         "month": float(when.month),
+        "days_to_christmas": float((date(when.year, 12, 25) - when.date()).days % 365),
         "is_uk": float(country == "United Kingdom"),
         "is_europe": float(country in EUROPE),
+        "price_ratio": ratio_num / pos_value if pos_value > 0 else 1.0,
+        "n_basket_categories": float(n_basket_categories),
     }
     for c, s in enumerate(shares):
         f[f"cat_share_{c}"] = float(s)

@@ -12,6 +12,9 @@ class TwoCategories:
     def category_of(self, code: str, description: str | None, unit_price: float | None = None):
         return 0 if code.startswith("2") else 1
 
+    def reference_price(self, code: str) -> float | None:
+        return {"22138": 2.5}.get(code)
+
 
 def test_features_of_one_invoice() -> None:
     ev = InvoiceEvent(
@@ -30,4 +33,7 @@ def test_features_of_one_invoice() -> None:
     assert f["is_europe"] == 1.0 and f["is_uk"] == 0.0
     assert f["weekday"] == 0 and f["month"] == 12 and f["hour"] == 14.5
     assert f["cat_share_0"] == 0.75 and f["cat_share_1"] == 0.25
+    assert f["price_ratio"] == (24 * 0.8 + 8 * 1.0) / 32
+    assert f["n_basket_categories"] == 2
+    assert f["days_to_christmas"] == 19
     assert all(isinstance(v, float) for v in f.values())
