@@ -373,14 +373,20 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="services + train + worker + replay of the shipped log, live")
-    p.add_argument("--data", type=Path,
-                   default=Path(os.environ.get("BASKETCAST_DEMO_DATA", DEFAULT_DATA)))
-    p.add_argument("--model", type=Path, default=Settings.from_env().model_dir)
-    p.add_argument("--speed", type=float, default=float(os.environ.get("BASKETCAST_DEMO_SPEED", 0)))
-    p.add_argument("--limit", type=int, default=os.environ.get("BASKETCAST_DEMO_LIMIT"))
-    p.add_argument("--since", default=os.environ.get("BASKETCAST_DEMO_SINCE"))
-    p.add_argument("--until", default=os.environ.get("BASKETCAST_DEMO_UNTIL"))
+    env = os.environ.get
+    p.add_argument("--data", type=Path, default=Path(env("BASKETCAST_DEMO_DATA", DEFAULT_DATA)),
+                   help="line-level log to replay ($BASKETCAST_DEMO_DATA; default: shipped data)")
+    p.add_argument("--model", type=Path, default=Settings.from_env().model_dir,
+                   help="bundle to serve, trained first if missing ($BASKETCAST_MODEL_DIR)")
+    p.add_argument("--speed", type=float, default=float(env("BASKETCAST_DEMO_SPEED", 0)),
+                   help="0: as fast as possible; N: N x real time ($BASKETCAST_DEMO_SPEED)")
+    p.add_argument("--limit", type=int, default=env("BASKETCAST_DEMO_LIMIT"),
+                   help="replay at most N invoices ($BASKETCAST_DEMO_LIMIT)")
+    p.add_argument("--since", default=env("BASKETCAST_DEMO_SINCE"),
+                   help="replay invoices from this date ($BASKETCAST_DEMO_SINCE)")
+    p.add_argument("--until", default=env("BASKETCAST_DEMO_UNTIL"),
+                   help="replay invoices before this date ($BASKETCAST_DEMO_UNTIL)")
     p.add_argument("--drain-timeout", type=float, default=300.0,
                    help="seconds to wait for the worker to finish after the replay")
-    p.add_argument("--log-dir", default=".cache/demo")
+    p.add_argument("--log-dir", default=".cache/demo", help="where the worker's log goes")
     p.set_defaults(func=run)

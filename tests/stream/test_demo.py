@@ -1,0 +1,75 @@
+"""The demo's bookkeeping: what it counts and reports from the topics it watches."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+from stream.demo import Demo, Tally, _observe, _percentile
+from stream.settings import Settings
+
+S = Settings.from_env({})
+
+
+def _invoice(invoice_id: str, customer: str | None) -> bytes:
+    return json.dumps({
+        "invoice_id": invoice_id, "customer_id": customer, "country": "France",
+        "invoiced_at": "2010-01-01T10:00:00",
+        "lines": [{"stock_code": "1", "description": "x", "quantity": 2, "unit_price": 1.5}],
+    }).encode()
+
+
+def _score(event_id: str, invoice_id: str) -> bytes:
+    return json.dumps({
+        "event_id": event_id, "customer_id": "1", "invoice_id": invoice_id, "segment": 0,
+        "segment_label": "small", "p_repeat": 0.5, "expected_orders": 1.0,
+        "expected_spend": 10.0,
+    }).encode()
+
+
+def test_counts_invoices_guests_scores_dead_letters_and_drift():
+    t = Tally()
+    _observe(t, S, S.topic_invoices, _invoice("A1", "1"), 1_000)
+    _observe(t, S, S.topic_invoices, _invoice("A2", None), 1_010)
+    _observe(t, S, S.topic_invoices, b"{not json", 1_020)
+    _observe(t, S, S.topic_scores, _score("e1", "A1"), 1_050)
+    _observe(t, S, S.topic_scores, _score("e1", "A1"), 1_500)  # re-delivery
+    _observe(t, S, S.topic_dlq, b"{}", 1_060)
+    _observe(t, S, S.topic_drift, b"{}", 1_070)
+    assert (t.invoices, t.guests, len(t.scored), t.duplicates) == (3, 1, 1, 1)
+    assert (t.dead_letters, t.drift_events) == (1, 1)
+    assert t.latencies_ms == [50]
+    assert t.first_baskets["A1"] == ("France", 3.0, 1)
+
+
+def test_percentile_picks_the_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert _percentile(values, 0.5) == 51.0
+    assert _percentile(values, 0.99) == 100.0
+    assert _percentile([], 0.5) != _percentile([], 0.5)  # nan
+
+
+def test_summary_names_every_figure(tmp_path: Path):
+    args = Namespace(data=tmp_path / "log.parquet", model=tmp_path, speed=0.0, limit=None,
+                     since=None, until=None, drain_timeout=1.0, log_dir=str(tmp_path))
+    demo = Demo(args)
+    demo.replay_output = []
+    t = Tally()
+    for i in range(10):
+        _observe(t, demo.settings, demo.settings.topic_invoices, _invoice(f"A{i}", "1"), 0)
+    _observe(t, demo.settings, demo.settings.topic_scores, _score("e1", "A1"), 2_000)
+    text = demo.summary(t, 3.0)
+    for figure in ("invoices replayed", "first purchases scored", "dead letters", "guest",
+                   "throughput", "p50", "p99", "drift events", "report"):
+        assert figure in text
+    assert " 5 invoices/s" in text  # 10 invoices, first produce to last score 2 s
+
+
+def test_each_run_has_its_own_namespace(tmp_path: Path):
+    args = Namespace(data=tmp_path, model=tmp_path, speed=0.0, limit=None, since=None,
+                     until=None, drain_timeout=1.0, log_dir=str(tmp_path))
+    a, b = Demo(args), Demo(args)
+    assert a.settings.topic_invoices != b.settings.topic_invoices
+    assert a.settings.redis_prefix != b.settings.redis_prefix
+    assert a.settings.app_id != b.settings.app_id
