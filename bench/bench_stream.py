@@ -93,11 +93,14 @@ async def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes | No
 
 
 async def wait_markers(consumer: AIOKafkaConsumer, markers: set[bytes], timeout: float,
-                       expect_count: int | None = None) -> tuple[float, int]:
+                       expect_count: int | None = None,
+                       proc: subprocess.Popen | None = None) -> tuple[float, int]:
     """Read outputs until every marker key was seen (or `expect_count` records)."""
     seen, count = set(), 0
     deadline = time.perf_counter() + timeout
     while (seen != markers) if expect_count is None else (count < expect_count):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode}: see its log")
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{len(seen)}/{len(markers)} markers, {count} records")
         batch = await consumer.getmany(timeout_ms=200)
@@ -181,7 +184,7 @@ async def run(args: argparse.Namespace) -> dict:
         print("passthrough:")
         t0, markers = await produce_all(bootstrap, t["pin"], records, P, run_id, 0)
         t1, _ = await wait_markers(out, markers, args.timeout,
-                                   expect_count=len(records) + len(markers))
+                                   expect_count=len(records) + len(markers), proc=pt)
         await out.stop()
         result["passthrough_per_s"] = len(records) / (t1 - t0)
         print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s")
@@ -193,10 +196,10 @@ async def run(args: argparse.Namespace) -> dict:
         out = await consumer_for(bootstrap, t["out"])
         print("worker: warming up")
         _, warm = await produce_all(bootstrap, t["in"], [], P, run_id, 1)
-        await wait_markers(out, warm, args.timeout)
+        await wait_markers(out, warm, args.timeout, proc=worker)
         print("worker throughput:")
         t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
-        t1, n_out = await wait_markers(out, markers, args.timeout)
+        t1, n_out = await wait_markers(out, markers, args.timeout, proc=worker)
         result["worker_per_s"] = len(records) / (t1 - t0)
         result["scores_out"] = n_out - len(markers)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]

@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import os
+
+    # Before numpy/scikit-learn load: one OpenMP/BLAS thread per thread of the worker.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from stream.settings import Settings
     from stream.worker import run_worker
 

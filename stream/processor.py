@@ -98,7 +98,7 @@ class BatchProcessor:
             cid = str(ev.customer_id)
             if not known[cid] and cid not in first:
                 first[cid] = ev
-        scored, failed = self.scorer.score(list(first.values()))
+        scored, failed = await self.scorer.score_async(list(first.values()))
         ops: list[InvoiceOp] = []
         for ev, cand in zip(invoices, is_candidate, strict=True):
             cid = str(ev.customer_id)
@@ -107,11 +107,15 @@ class BatchProcessor:
                 self._dead_letter(out, raw, "unscorable", failed[cid])
                 continue
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
-            ops.append(
-                invoice_op(ev, self.scorer.category_of, candidate=cand, score_json=s.score_json,
-                           features_json=s.features_json, due=s.due)
-                if s else invoice_op(ev, self.scorer.category_of, candidate=cand)
-            )
+            try:
+                ops.append(
+                    invoice_op(ev, self.scorer.category_of, candidate=cand,
+                               score_json=s.score_json, features_json=s.features_json, due=s.due)
+                    if s else invoice_op(ev, self.scorer.category_of, candidate=cand)
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
+                raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
+                self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
         maturing: dict[str, float] = {}
         for op, res in zip(ops, results, strict=True):

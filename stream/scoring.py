@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -53,6 +55,18 @@ class Scorer:
         self.model_version = str(bundle.model_version)
         self.horizon_days = int(bundle.horizon_days)
         self.category_of = lru_cache(maxsize=100_000)(bundle.category_of)
+        # One thread for model calls, so the event loop goes on fetching meanwhile (a model
+        # call that blocked the loop left the next micro-batch nearly empty, and so on).
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="scorer", initializer=_one_native_thread
+        )
+
+    async def score_async(
+        self, first_purchases: Sequence[InvoiceEvent]
+    ) -> tuple[dict[str, Scored], dict[str, str]]:
+        """`score` in the scorer's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.score, first_purchases)
 
     def score(
         self, first_purchases: Sequence[InvoiceEvent], now: datetime | None = None
@@ -108,6 +122,13 @@ class Scorer:
         return out
 
 
+def _one_native_thread() -> None:
+    # OpenMP's thread count is per calling thread: limit it in the scorer's own thread too.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def serve_single_threaded(bundle: object) -> None:
     """Configure a loaded bundle for serving small batches: every `n_jobs` = 1, one OpenMP/BLAS
     thread. Starting threads per call (and fighting Kafka and Redis for the cores) costs far
@@ -120,9 +141,12 @@ def serve_single_threaded(bundle: object) -> None:
         model = getattr(bundle, name, None)
         if model is None or not hasattr(model, "get_params"):
             continue
-        params = {k: 1 for k in model.get_params(deep=True) if k.endswith("n_jobs")}
-        if params:
-            model.set_params(**params)
+        try:
+            params = {k: 1 for k in model.get_params(deep=True) if k.endswith("n_jobs")}
+            if params:
+                model.set_params(**params)
+        except Exception:  # noqa: BLE001 - a custom estimator without full get_params support
+            log.warning("event=serial_config_skipped model=%s", name, exc_info=True)
 
 
 def _features_by_customer(df: pd.DataFrame, events: list[InvoiceEvent]) -> dict[str, dict]:
