@@ -57,6 +57,7 @@ def create_app(
         web_port=settings.web_port,
         producer_linger_ms=1,
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,  # a killed worker's partitions move on within seconds
     )
     topic = {
         name: app.topic(name, key_serializer="raw", value_serializer="raw",

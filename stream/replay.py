@@ -50,6 +50,9 @@ def load_events(
         df = df[df["invoiced_at"] >= pd.Timestamp(since)]
     if until is not None:
         df = df[df["invoiced_at"] < pd.Timestamp(until)]
+    if limit is not None:  # keep the lines of the first `limit` invoices only (fast path)
+        order = df.sort_values(["invoiced_at", "invoice_id"], kind="stable")["invoice_id"]
+        df = df[df["invoice_id"].isin(set(order.drop_duplicates().iloc[:limit]))]
     events = invoices_from_lines(df)
     return events[:limit] if limit is not None else events
 

@@ -110,12 +110,8 @@ def _expected_state(events: list, category_of) -> pd.DataFrame:
     return agg.join(kinds).join(cats).fillna(0)
 
 
-async def test_replay_through_worker_equals_batch_scores(
-    kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path,
-    slice_log: tuple[Path, list], tmp_path: Path,
-) -> None:
-    path, events = slice_log
-    env = {
+def _env(kafka_bootstrap: str, redis_url: str, unique_id: str) -> dict[str, str]:
+    return {
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
         "BASKETCAST_APP_ID": unique_id, "BASKETCAST_REDIS_PREFIX": unique_id,
         "BASKETCAST_TOPIC_INVOICES": f"{unique_id}-invoices",
@@ -123,77 +119,115 @@ async def test_replay_through_worker_equals_batch_scores(
         "BASKETCAST_TOPIC_DLQ": f"{unique_id}-dlq", "BASKETCAST_TOPIC_DRIFT": f"{unique_id}-drift",
         "BASKETCAST_PARTITIONS": "3", "BASKETCAST_WEB_PORT": str(_free_port()),
     }
-    replay = [sys.executable, "-m", "stream", "replay", "--data", str(path), "--no-progress"]
-    done = subprocess.run(replay, env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"replayed {len(events)} invoices" in done.stdout
 
+
+def _replay(env: dict[str, str], path: Path, cwd: Path, n: int) -> None:
+    cmd = [sys.executable, "-m", "stream", "replay", "--data", str(path), "--no-progress"]
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"replayed {n} invoices" in done.stdout
+
+
+def _start_worker(env: dict[str, str], bundle_dir: Path, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker", "--model", str(bundle_dir)],
+            env=env, cwd=log.parent, stdout=f, stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _check_scores(scores: list[CustomerScored], oracle: pd.DataFrame) -> None:
+    """Exactly the batch scorer's customers, invoices and numbers (1e-9)."""
+    by_customer = {s.customer_id: s for s in scores}
+    assert len(by_customer) == len(scores), "a customer was scored twice"
+    assert set(by_customer) == set(oracle.index)
+    for cid, s in by_customer.items():
+        o = oracle.loc[cid]
+        assert s.invoice_id == o["invoice_id"]
+        assert s.first_purchase_at == pd.Timestamp(o["first_purchase_at"]).to_pydatetime()
+        assert (s.segment, s.segment_label) == (int(o["segment"]), o["segment_label"])
+        for col in ("p_repeat", "expected_orders", "expected_spend"):
+            assert abs(getattr(s, col) - float(o[col])) <= 1e-9, (cid, col)
+        assert s.model_version == o["model_version"]
+        assert s.event_id == score_event_id(s.model_version, cid, s.invoice_id)
+
+
+async def _check_state(store: CustomerStore, events: list, bundle_dir: Path,
+                       scored: set[str]) -> None:
+    """Redis aggregates equal a pandas computation from the same invoices."""
+    from offline.bundle import load_bundle
+
+    expected = _expected_state(events, load_bundle(bundle_dir).category_of)
+    for cid, row in expected.iterrows():
+        state = await store.customer(str(cid))
+        assert state is not None, cid
+        assert float(state["spend"]) == pytest.approx(row["spend"], abs=1e-6), cid
+        assert int(state["items"]) == row["items"]
+        for kind, field in (("P", "orders"), ("C", "cancellations"),
+                            ("A", "adjustments"), ("O", "others")):
+            assert int(state.get(field, 0)) == row.get(kind, 0), (cid, field)
+        assert float(state["first_seen"]) == row["first_seen"]
+        assert float(state["last_seen"]) == row["last_seen"]
+        assert len(state["invoices"]) == row["invoices"]
+        for cat, amount in state["category_spend"].items():
+            assert amount == pytest.approx(row[f"cat_{cat}"], abs=1e-6)
+        assert ("fp_invoice" in state) == (str(cid) in scored)
+    assert await store.redis.zcard(store.maturation_key) == len(scored)
+
+
+async def _cleanup(client: aioredis.Redis, prefix: str) -> None:
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await client.delete(*keys[i:i + 500])
+    await client.aclose()
+
+
+def _consumer(env: dict[str, str], kafka_bootstrap: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        env["BASKETCAST_TOPIC_SCORES"], env["BASKETCAST_TOPIC_DLQ"],
+        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        group_id=group, fetch_max_wait_ms=50,
+    )
+
+
+async def test_replay_through_worker_equals_batch_scores(
+    kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path,
+    slice_log: tuple[Path, list], tmp_path: Path,
+) -> None:
+    path, events = slice_log
+    env = _env(kafka_bootstrap, redis_url, unique_id)
+    _replay(env, path, tmp_path, len(events))
     oracle = score_log(bundle_dir, path).set_index("customer_id")
     assert len(oracle) > 100
 
     log = tmp_path / "worker.log"
-    with open(log, "wb") as f:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream", "worker", "--model", str(bundle_dir)],
-            env=env, cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT,
-        )
-    consumer = AIOKafkaConsumer(
-        env["BASKETCAST_TOPIC_SCORES"], env["BASKETCAST_TOPIC_DLQ"],
-        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-        group_id=f"{unique_id}-reader", fetch_max_wait_ms=50,
-    )
+    worker = _start_worker(env, bundle_dir, log)
+    consumer = _consumer(env, kafka_bootstrap, f"{unique_id}-reader")
     client = aioredis.from_url(redis_url)
     store = CustomerStore(client, unique_id)
     try:
         await consumer.start()
         got = await _read(consumer, len(oracle), 240, worker, log)
-        scores = [CustomerScored.model_validate_json(r.value) for r in got
-                  if r.topic == env["BASKETCAST_TOPIC_SCORES"]]
-        assert all(r.key.decode() == s.customer_id for r, s in
-                   zip([r for r in got if r.topic == env["BASKETCAST_TOPIC_SCORES"]], scores,
-                       strict=True))
+        score_records = [r for r in got if r.topic == env["BASKETCAST_TOPIC_SCORES"]]
+        scores = [CustomerScored.model_validate_json(r.value) for r in score_records]
+        assert all(r.key.decode() == s.customer_id
+                   for r, s in zip(score_records, scores, strict=True))
+        _check_scores(scores, oracle)
+        await _check_state(store, events, bundle_dir, {s.customer_id for s in scores})
 
-        # 1. the same customers, invoices and numbers as the batch scorer
-        by_customer = {s.customer_id: s for s in scores}
-        assert len(by_customer) == len(scores), "a customer was scored twice"
-        assert set(by_customer) == set(oracle.index)
-        for cid, s in by_customer.items():
-            o = oracle.loc[cid]
-            assert s.invoice_id == o["invoice_id"]
-            assert s.first_purchase_at == pd.Timestamp(o["first_purchase_at"]).to_pydatetime()
-            assert (s.segment, s.segment_label) == (int(o["segment"]), o["segment_label"])
-            for col in ("p_repeat", "expected_orders", "expected_spend"):
-                assert abs(getattr(s, col) - float(o[col])) <= 1e-9, (cid, col)
-            assert s.model_version == o["model_version"]
-            assert s.event_id == score_event_id(s.model_version, cid, s.invoice_id)
-
-        # 2. Redis aggregates equal pandas on the same slice
-        from offline.bundle import load_bundle
-
-        expected = _expected_state(events, load_bundle(bundle_dir).category_of)
-        for cid, row in expected.iterrows():
-            state = await store.customer(str(cid))
-            assert state is not None, cid
-            assert float(state["spend"]) == pytest.approx(row["spend"], abs=1e-6), cid
-            assert int(state["items"]) == row["items"]
-            for kind, field in (("P", "orders"), ("C", "cancellations"),
-                                ("A", "adjustments"), ("O", "others")):
-                assert int(state.get(field, 0)) == row.get(kind, 0), (cid, field)
-            assert float(state["first_seen"]) == row["first_seen"]
-            assert float(state["last_seen"]) == row["last_seen"]
-            assert len(state["invoices"]) == row["invoices"]
-            for cat, amount in state["category_spend"].items():
-                assert amount == pytest.approx(row[f"cat_{cat}"], abs=1e-6)
-            assert ("fp_invoice" in state) == (str(cid) in by_customer)
-        maturing = await client.zcard(store.maturation_key)
-        assert maturing == len(by_customer)
-
-        # 3. re-delivery of the whole slice: same scores (same event ids), nothing counted twice
-        before = {cid: await store.customer(str(cid)) for cid in expected.index[:200]}
-        done = subprocess.run(replay, env=env, cwd=tmp_path, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
+        # re-delivery of the whole slice: same scores (same event ids), nothing counted twice
+        before = {cid: await store.customer(cid) for cid in list(oracle.index)[:200]}
+        _replay(env, path, tmp_path, len(events))
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         await producer.send_and_wait(env["BASKETCAST_TOPIC_INVOICES"], b"\xffnot json",
@@ -203,20 +237,57 @@ async def test_replay_through_worker_equals_batch_scores(
         dead = [DeadLetter.model_validate_json(r.value) for r in again
                 if r.topic == env["BASKETCAST_TOPIC_DLQ"]]
         rescored = [r.value for r in again if r.topic == env["BASKETCAST_TOPIC_SCORES"]]
-        assert Counter(rescored) == Counter(
-            r.value for r in got if r.topic == env["BASKETCAST_TOPIC_SCORES"])
+        assert Counter(rescored) == Counter(r.value for r in score_records)
         assert [(d.reason, d.source_partition, d.raw_value()) for d in dead] == [
             ("not_utf8", 1, b"\xffnot json")]
         for cid, state in before.items():
-            assert await store.customer(str(cid)) == state
+            assert await store.customer(cid) == state
     finally:
         await consumer.stop()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        keys = [k async for k in client.scan_iter(match=f"{unique_id}:*", count=1000)]
-        for i in range(0, len(keys), 500):
-            await client.delete(*keys[i:i + 500])
-        await client.aclose()
+        _stop(worker)
+        await _cleanup(client, unique_id)
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_stream_loses_and_doubles_nothing(
+    kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path,
+    slice_log: tuple[Path, list], tmp_path: Path,
+) -> None:
+    """SIGKILL the worker part-way, start another: every customer scored once (re-emits are
+    byte-identical), every invoice counted once."""
+    path, events = slice_log
+    env = _env(kafka_bootstrap, redis_url, unique_id)
+    _replay(env, path, tmp_path, len(events))
+    oracle = score_log(bundle_dir, path).set_index("customer_id")
+    log = tmp_path / "worker.log"
+    consumer = _consumer(env, kafka_bootstrap, f"{unique_id}-reader")
+    client = aioredis.from_url(redis_url)
+    worker = _start_worker(env, bundle_dir, log)
+    try:
+        await consumer.start()
+        first = await _read(consumer, len(oracle) // 3, 240, worker, log)
+        worker.kill()  # no shutdown, no final commit
+        worker.wait()
+        assert len(first) < len(oracle), "too late to kill: the slice was already done"
+        worker = _start_worker(env, bundle_dir, log)
+        seen: dict[str, bytes] = {}
+        records = list(first)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 300
+        while True:
+            for r in records:
+                s = CustomerScored.model_validate_json(r.value)
+                assert seen.setdefault(s.event_id, r.value) == r.value, "re-emit differs"
+            if len(seen) >= len(oracle):
+                break
+            assert loop.time() < deadline, f"{len(seen)}/{len(oracle)}:\n{log.read_text()[-3000:]}"
+            assert worker.poll() is None, log.read_text()[-3000:]
+            batch = await consumer.getmany(timeout_ms=200)
+            records = [r for recs in batch.values() for r in recs]
+        _check_scores([CustomerScored.model_validate_json(v) for v in seen.values()], oracle)
+        await _check_state(CustomerStore(client, unique_id), events, bundle_dir,
+                           set(oracle.index))
+    finally:
+        await consumer.stop()
+        _stop(worker)
+        await _cleanup(client, unique_id)
