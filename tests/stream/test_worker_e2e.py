@@ -6,11 +6,14 @@ slice with the same bundle, and its Redis state a pandas computation from the sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -291,3 +294,94 @@ async def test_worker_killed_mid_stream_loses_and_doubles_nothing(
         await consumer.stop()
         _stop(worker)
         await _cleanup(client, unique_id)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, with an append-only file, that can be stopped."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory, self.port = directory, _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port),
+                                                                        0.2):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("redis-server") or Path("/usr/bin/redis-server").exists()),
+                    reason="needs the redis-server binary")
+async def test_redis_outage_waits_logs_and_loses_nothing(
+    kafka_bootstrap: str, unique_id: str, bundle_dir: Path, slice_log: tuple[Path, list],
+    tmp_path: Path,
+) -> None:
+    """Redis dies part-way: the worker logs, retries, commits nothing; once Redis is back
+    every customer is scored and every invoice counted once."""
+    path, events = slice_log
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server = PrivateRedis(redis_dir)
+    server.start()
+    env = _env(kafka_bootstrap, server.url, unique_id)
+    _replay(env, path, tmp_path, len(events))
+    oracle = score_log(bundle_dir, path).set_index("customer_id")
+    log = tmp_path / "worker.log"
+    consumer = _consumer(env, kafka_bootstrap, f"{unique_id}-reader")
+    worker = _start_worker(env, bundle_dir, log)
+    client = None
+    try:
+        await consumer.start()
+        first = await _read(consumer, 1, 240, worker, log)
+        server.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while "event=redis_unavailable" not in log.read_text(errors="replace"):
+            assert loop.time() < deadline, f"no outage logged:\n{log.read_text()[-3000:]}"
+            assert worker.poll() is None, log.read_text()[-3000:]
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)  # an outage of a few seconds, the worker retrying meanwhile
+        server.start()
+        seen: dict[str, bytes] = {}
+        records = list(first)
+        deadline = loop.time() + 300
+        while True:
+            for r in records:
+                s = CustomerScored.model_validate_json(r.value)
+                assert seen.setdefault(s.event_id, r.value) == r.value
+            if len(seen) >= len(oracle):
+                break
+            assert loop.time() < deadline, f"{len(seen)}/{len(oracle)}:\n{log.read_text()[-3000:]}"
+            assert worker.poll() is None, log.read_text()[-3000:]
+            batch = await consumer.getmany(timeout_ms=200)
+            records = [r for recs in batch.values() for r in recs]
+        assert "event=redis_recovered" in log.read_text(errors="replace")
+        _check_scores([CustomerScored.model_validate_json(v) for v in seen.values()], oracle)
+        client = aioredis.from_url(server.url)
+        await _check_state(CustomerStore(client, unique_id), events, bundle_dir,
+                           set(oracle.index))
+    finally:
+        await consumer.stop()
+        _stop(worker)
+        if client is not None:
+            await client.aclose()
+        server.stop()
