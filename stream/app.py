@@ -92,6 +92,16 @@ def create_app(
             totals["batches"] += 1
             yield outcome
 
+    @app.task
+    async def announce() -> None:
+        scorer = getattr(processor, "scorer", None)
+        log.info(
+            "event=worker_started app_id=%s invoices=%s scores=%s dlq=%s partitions=%d "
+            "model_version=%s batch_max=%d batch_within_s=%.3f", settings.app_id,
+            settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
+            settings.partitions, getattr(scorer, "model_version", "?"), batch_max, batch_within,
+        )
+
     @app.timer(interval=stats_interval)
     async def log_stats() -> None:
         if totals:
