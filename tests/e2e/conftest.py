@@ -18,8 +18,6 @@ import pandas as pd
 import pytest
 from e2e_harness import ROOT, batch_scores, data_path, free_port
 
-pytestmark = pytest.mark.integration
-
 
 def _fingerprint(data: Path) -> str:
     """Data + training code: a cached bundle is reused only while both are unchanged."""

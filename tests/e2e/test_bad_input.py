@@ -39,7 +39,7 @@ from stream.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-VALID = int(os.environ.get("BASKETCAST_E2E_SOAK_INVOICES", "4000"))
+VALID = int(os.environ.get("BASKETCAST_E2E_SOAK_INVOICES", "2500"))
 BAD_SHARE = 0.05
 SEED = int(os.environ.get("BASKETCAST_E2E_SEED", "6"))
 

@@ -40,7 +40,7 @@ from stream.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-INVOICES = int(os.environ.get("BASKETCAST_E2E_INPUT_INVOICES", "800"))
+INVOICES = int(os.environ.get("BASKETCAST_E2E_INPUT_INVOICES", "600"))
 SEED = int(os.environ.get("BASKETCAST_E2E_SEED", "6"))
 UNKNOWN_COUNTRIES = ("Atlantis", "Narnia", "Ruritania")
 OLD_NAMES = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}

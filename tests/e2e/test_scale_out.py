@@ -37,7 +37,7 @@ from stream.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-INVOICES = int(os.environ.get("BASKETCAST_E2E_SCALE_INVOICES", "6000"))
+INVOICES = int(os.environ.get("BASKETCAST_E2E_SCALE_INVOICES", "3000"))
 
 
 def assigned(worker: WorkerProc, topic: str) -> set[int] | None:
