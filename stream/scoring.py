@@ -1,8 +1,9 @@
 """The worker's view of the model bundle: one call per micro-batch, scores as `CustomerScored`.
 
-`Scorer` wraps an `offline.load_bundle(dir)` bundle (anything with `score_invoices`,
-`features`, `category_of`, `model_version`, `horizon_days`). Scores come from the bundle's own
-`score_invoices`, so a streamed score equals `basketcast score` on the same invoice.
+`Scorer` wraps an `offline.load_bundle(dir)` bundle (`features`, `predict`, `category_of`,
+`model_version`, `horizon_days`). It takes the steps of the bundle's `score_invoices` (the
+features of the first purchases, one `predict`), keeping the features to store with the score;
+the end-to-end tests prove a streamed score equals `basketcast score` on the same invoice.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Bundle(Protocol):
     horizon_days: int
 
     def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict[str, Any]]: ...
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame: ...
 
     def features(self, invoices: list[InvoiceEvent]) -> pd.DataFrame: ...
 
@@ -94,18 +97,19 @@ class Scorer:
         return scored, failed
 
     def _score(self, events: list[InvoiceEvent], now: datetime) -> dict[str, Scored]:
-        by_customer = {str(ev.customer_id): ev for ev in events}
-        rows = self.bundle.score_invoices(events)
-        features = _features_by_customer(self.bundle.features(events), events)
+        """Features once, one vectorised predict: the same steps as `score_invoices` (for
+        candidates), without computing the features a second time for storage."""
+        frame = self.bundle.features(events)
+        pred = self.bundle.predict(frame).to_dict("records")
+        features = _features_by_customer(frame, events)
         out: dict[str, Scored] = {}
-        for row in rows:
-            cid = str(row["customer_id"])
-            ev = by_customer[cid]
+        for ev, row in zip(events, pred, strict=True):
+            cid = str(ev.customer_id)
             score = CustomerScored(
                 event_id=score_event_id(self.model_version, cid, ev.invoice_id),
                 customer_id=cid,
-                invoice_id=str(row["invoice_id"]),
-                first_purchase_at=row.get("first_purchase_at", ev.invoiced_at),
+                invoice_id=ev.invoice_id,
+                first_purchase_at=ev.invoiced_at,
                 segment=int(row["segment"]),
                 segment_label=str(row["segment_label"]),
                 p_repeat=float(row["p_repeat"]),

@@ -17,33 +17,37 @@ class FakeBundle:
     n_categories = 4
 
     def __init__(self) -> None:
-        self.calls = 0  # score_invoices calls: one per micro-batch
+        self.calls = 0  # predict calls: one per micro-batch
 
     def category_of(self, stock_code: str, description: str | None) -> int:
         return zlib.crc32(stock_code.encode()) % self.n_categories
 
     def features(self, invoices: list[InvoiceEvent]) -> pd.DataFrame:
-        firsts = first_purchases(invoices)
+        """One row per invoice, in order (like the real bundle)."""
+        if any(line.stock_code == "BOOM" for ev in invoices for line in ev.lines):
+            raise ValueError("the model cannot score BOOM")
         return pd.DataFrame(
-            [{"customer_id": cid, "total": clean_total(ev), "n_lines": len(product_lines(ev))}
-             for cid, ev in firsts.items()]
+            [{"total": clean_total(ev), "n_lines": float(len(product_lines(ev)))}
+             for ev in invoices], columns=["total", "n_lines"],
         )
 
-    def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict]:
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         self.calls += 1
-        rows = []
-        for cid, ev in first_purchases(invoices).items():
-            if any(line.stock_code == "BOOM" for line in ev.lines):
-                raise ValueError("the model cannot score BOOM")
-            total = clean_total(ev)
-            rows.append({
-                "customer_id": cid, "invoice_id": ev.invoice_id,
-                "first_purchase_at": ev.invoiced_at, "segment": int(total) % 3,
-                "segment_label": f"seg{int(total) % 3}", "p_repeat": total / (total + 100.0),
-                "expected_orders": 1.0 + total / 1000.0, "expected_spend": 2.5 * total,
-                "model_version": self.model_version,
-            })
-        return rows
+        total = features["total"]
+        seg = (total.astype(int) % 3).astype(int)
+        return pd.DataFrame({
+            "segment": seg, "segment_label": [f"seg{s}" for s in seg],
+            "p_repeat": total / (total + 100.0), "expected_orders": 1.0 + total / 1000.0,
+            "expected_spend": 2.5 * total, "model_version": self.model_version,
+        })
+
+    def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict]:
+        """The batch path: first purchases in the list, scored."""
+        firsts = list(first_purchases(invoices).values())
+        pred = self.predict(self.features(firsts)).to_dict("records")
+        return [{"customer_id": ev.customer_id, "invoice_id": ev.invoice_id,
+                 "first_purchase_at": ev.invoiced_at.isoformat(), **p}
+                for ev, p in zip(firsts, pred, strict=True)]
 
 
 def invoice_json(invoice_id: str, customer_id: str | None, when: str = "2010-01-04T09:00:00",
