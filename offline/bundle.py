@@ -74,13 +74,17 @@ class Bundle:
         return features_frame(list(invoices), self.categoriser)[self.feature_columns]
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Score columns for feature rows: one vectorised call per model."""
+        """Score columns for feature rows: one vectorised call per model.
+
+        Models run single-threaded: scoring batches are small, and OpenMP threads cost more
+        than they save there (and far more on a busy machine)."""
         x = features[self.feature_columns].reset_index(drop=True)
         if x.empty:
             return pd.DataFrame(columns=["segment", "segment_label", "p_repeat",
                                          "expected_orders", "expected_spend", "model_version"])
-        seg = np.asarray(self.segment_model.predict(x)).astype(int)
-        fc = self.forecaster.predict(x)
+        with _single_thread():
+            seg = np.asarray(self.segment_model.predict(x)).astype(int)
+            fc = self.forecaster.predict(x)
         out = pd.DataFrame({
             "segment": seg,
             "segment_label": [self.segment_labels[s] for s in seg],
@@ -118,6 +122,18 @@ class Bundle:
             "segment_labels": self.segment_labels, "forecaster": self.forecaster,
             "feature_columns": self.feature_columns, "horizon_days": self.horizon_days,
         }
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _single_thread() -> Any:
+    """A context limiting OpenMP/BLAS threads to 1 (controller built once per process)."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
 
 
 def _sklearn_major(version: str) -> str:

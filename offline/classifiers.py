@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def candidate_models(seed: int = 0) -> dict[str, tuple[Pipeline, dict[str, list[Any]]]]:
     """name -> (pipeline, parameter grid). Kept small: training must stay fast."""
     return {
-        "svc": (make_pipeline(StandardScaler(), SVC(probability=True, random_state=seed)),
+        "svc": (make_pipeline(StandardScaler(), SVC(random_state=seed)),
                 {"svc__C": [1.0, 10.0], "svc__gamma": ["scale"]}),
         "logistic_regression": (
             make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
@@ -58,7 +58,8 @@ def candidate_models(seed: int = 0) -> dict[str, tuple[Pipeline, dict[str, list[
 
 def fit_classifiers(x: pd.DataFrame, y: np.ndarray, seed: int = 0, cv: int = 3,
                     progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Tune every candidate and a soft vote of the best three; return fitted models + CV scores."""
+    """Tune every candidate and a soft vote of the best three that give probabilities (SVC does
+    not: its ``probability=True`` is deprecated); return fitted models + CV scores."""
     folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
     out: dict[str, dict[str, Any]] = {}
     items = list(candidate_models(seed).items())
@@ -69,7 +70,8 @@ def fit_classifiers(x: pd.DataFrame, y: np.ndarray, seed: int = 0, cv: int = 3,
         out[name] = {"model": search.best_estimator_, "cv_macro_f1": float(search.best_score_),
                      "params": {k: _plain(v) for k, v in search.best_params_.items()}}
         log.info("event=classifier name=%s cv_macro_f1=%.3f", name, search.best_score_)
-    best3 = sorted(out, key=lambda n: -out[n]["cv_macro_f1"])[:3]
+    with_proba = [n for n in out if hasattr(out[n]["model"], "predict_proba")]
+    best3 = sorted(with_proba, key=lambda n: -out[n]["cv_macro_f1"])[:3]
     vote = VotingClassifier([(n, clone(out[n]["model"])) for n in best3], voting="soft")
     from sklearn.model_selection import cross_val_score
     with warnings.catch_warnings():

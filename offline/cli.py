@@ -28,12 +28,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=Path(args.data), out=Path(args.out), horizon_days=args.horizon_days,
                       seed=args.seed, protocol=args.protocol, progress=not args.no_progress)
     try:
-        if args.protocol == "seed":
-            from offline.seed_protocol import run_seed_protocol
-
-            run_seed_protocol(cfg)
-        else:
-            train(cfg)
+        train(cfg)
     except LogFormatError as exc:
         return _fail(str(exc))
     print(f"bundle written to {cfg.out}")

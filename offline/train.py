@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: purchase can reveal; frequency is reported in the profiles)
 SEGMENT_FEATURES = ["log_mean_basket", "log_basket_lines", "log_max_basket"]
 STEPS = ("load", "clean", "categories", "events", "customers", "segments", "classifiers",
-         "forecast", "bundle", "report")
+         "forecast", "seed protocol", "bundle", "report")
 
 
 @dataclass
@@ -95,7 +95,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run every step; write the bundle (and report) into ``cfg.out``."""
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    bar = tqdm(total=len(STEPS), desc="train", disable=not cfg.progress, unit="step")
+    steps = [s for s in STEPS if cfg.protocol == "seed" or s != "seed protocol"]
+    bar = tqdm(total=len(steps), desc="train", disable=not cfg.progress, unit="step")
 
     def step(name: str, start: float) -> float:
         timings[name] = round(time.perf_counter() - start, 3)
@@ -194,6 +195,17 @@ def train(cfg: TrainConfig) -> TrainResult:
             "classifier_accuracy>=0.80": clf_metrics[best]["accuracy"] >= 0.80,
         },
     }
+    if cfg.protocol == "seed":
+        from offline.seed_protocol import SeedProtocolError, run_seed_protocol
+
+        try:
+            card["seed_protocol"] = run_seed_protocol(raw, seed=cfg.seed, progress=cfg.progress)
+            card["targets"]["seed_protocol: ours beats the seed's soft vote"] = bool(
+                card["seed_protocol"]["ours_beats_seed"])
+        except SeedProtocolError as exc:
+            log.warning("event=seed_protocol_skipped reason=%s", exc)
+            card["seed_protocol_skipped"] = str(exc)
+        t = step("seed protocol", t)
     t = step("bundle", t)
     card["timings_seconds"] = timings
     card["training_seconds"] = round(time.perf_counter() - t0, 2)
