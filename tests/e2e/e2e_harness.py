@@ -122,12 +122,13 @@ def start_replay(run: Run, data: Path, cwd: Path, *flags: str) -> subprocess.Pop
                                 stderr=subprocess.STDOUT)
 
 
-def write_slice(log: Path, out: Path, invoices: int) -> tuple[Path, list[InvoiceEvent]]:
+def write_slice(log: Path, out: Path, invoices: int,
+                events: Sequence[InvoiceEvent] | None = None) -> tuple[Path, list[InvoiceEvent]]:
     """The first `invoices` invoices of `log` (in replay order) as a line-level parquet file,
-    and as events."""
+    and as events; `events`: all of the log's, if already loaded."""
     from stream.replay import load_events
 
-    events = load_events(log, limit=invoices)
+    events = list(events[:invoices]) if events is not None else load_events(log, limit=invoices)
     ids = {ev.invoice_id for ev in events}
     raw = pd.read_parquet(log)
     col = next(c for c in raw.columns if c.lower().replace(" ", "") in ("invoice", "invoiceno"))
@@ -224,7 +225,8 @@ class WorkerProc:
 
 
 class Outputs:
-    """Everything the run's worker(s) emitted on `scores` and the dead-letter topic."""
+    """Everything the run's worker(s) emitted on `scores` and the dead-letter topic (which must
+    exist already, with `run.partitions` partitions: `ensure_topics(..., run.topics, ...)`)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -234,12 +236,16 @@ class Outputs:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Outputs:
+        # No consumer group: a group would forget its uncommitted position when the broker
+        # restarts and read everything again (duplicates of the reader, not of the topic).
         self._consumer = AIOKafkaConsumer(
-            self.run.scores, self.run.dlq, bootstrap_servers=self.run.bootstrap,
-            auto_offset_reset="earliest", group_id=f"{self.run.run_id}-reader",
+            bootstrap_servers=self.run.bootstrap, group_id=None, auto_offset_reset="earliest",
             fetch_max_wait_ms=100, enable_auto_commit=False,
         )
         await self._consumer.start()
+        self._consumer.assign([TopicPartition(t, p) for t in (self.run.scores, self.run.dlq)
+                               for p in range(self.run.partitions)])
+        await self._consumer.seek_to_beginning()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

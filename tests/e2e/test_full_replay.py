@@ -14,6 +14,7 @@ simply no duplicates), so it is not run separately; `BASKETCAST_E2E_KILLS=0` run
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
@@ -77,7 +78,8 @@ async def test_full_replay_with_sigkills_equals_batch(
                 pids.append(worker.start())
             await drain(out, run, scores=n, timeout=1200, workers=[worker])
             elapsed = time.monotonic() - t0
-            assert replayer.wait(timeout=60) == 0, (tmp_path / "replay.log").read_text()[-3000:]
+            rc = await asyncio.to_thread(replayer.wait, 60)
+            assert rc == 0, (tmp_path / "replay.log").read_text()[-3000:]
             replayed = _invoices((tmp_path / "replay.log").read_text())
             assert replayed == len(full_events)
 

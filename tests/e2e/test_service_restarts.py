@@ -47,10 +47,10 @@ REPLAY_SECONDS = 40.0  # the paced replay lasts about this long; the restart hap
 
 
 @pytest.fixture(scope="module")
-def restart_slice(shipped_log: Path, bundle_dir: Path, category_of,
+def restart_slice(shipped_log: Path, full_events: list, bundle_dir: Path, category_of,
                   tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("restart-slice")
-    path, events = write_slice(shipped_log, d / "slice.parquet", INVOICES)
+    path, events = write_slice(shipped_log, d / "slice.parquet", INVOICES, full_events)
     oracle = batch_scores(bundle_dir, path, d / "oracle.parquet")
     span = (events[-1].invoiced_at - events[0].invoiced_at).total_seconds()
     return path, oracle, expected_state(events, category_of), span / REPLAY_SECONDS
@@ -71,6 +71,7 @@ async def _restart_during_replay(service: str, services, unique_id: str, bundle_
             await wait_until(lambda: out.distinct >= len(oracle) // 5, "a fifth of the scores",
                              300, out, [worker])
             before = out.distinct
+            assert replayer.poll() is None, "the replay ended before the restart: slow it down"
             t0 = time.monotonic()
             # blocking calls (they run their own event loops): in a thread
             if service == "kafka":
@@ -82,7 +83,8 @@ async def _restart_during_replay(service: str, services, unique_id: str, bundle_
                 assert not await asyncio.to_thread(redis_answers, services.redis_url)
                 await asyncio.to_thread(services.start_redis)
             down_s = time.monotonic() - t0
-            assert replayer.wait(timeout=300) == 0, (tmp_path / "replay.log").read_text()[-3000:]
+            rc = await asyncio.to_thread(replayer.wait, 300)
+            assert rc == 0, (tmp_path / "replay.log").read_text()[-3000:]
             await drain(out, run, scores=len(oracle), timeout=600, workers=[worker])
 
             check = check_scores(out, oracle)
