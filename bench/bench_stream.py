@@ -141,6 +141,15 @@ async def passthrough(bootstrap: str, source: str, sink: str, group: str) -> Non
         await producer.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc; 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=log.parent)
@@ -170,10 +179,11 @@ async def run(args: argparse.Namespace) -> dict:
         cmd = [sys.executable, "-c", FAKE_WORKER]
     else:
         cmd = [sys.executable, "-m", "stream", "worker", "--model", str(args.model),
-               "--loglevel", "warning"]
+               "--loglevel", "info"]
     procs = []
     result: dict = {"run": run_id, "n": len(records), "partitions": P,
-                    "bundle": "fake" if args.fake_bundle else str(args.model)}
+                    "bundle": "fake" if args.fake_bundle else str(args.model),
+                    "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0]}
     try:
         # --- passthrough ceiling -------------------------------------------------------
         pt = start_process([sys.executable, __file__, "--passthrough-child", t["pin"], t["pout"],
@@ -182,12 +192,15 @@ async def run(args: argparse.Namespace) -> dict:
         out = await consumer_for(bootstrap, t["pout"])
         await asyncio.sleep(0)  # the child subscribes on its own; markers wait for it anyway
         print("passthrough:")
+        c0 = cpu_seconds(pt.pid)
         t0, markers = await produce_all(bootstrap, t["pin"], records, P, run_id, 0)
         t1, _ = await wait_markers(out, markers, args.timeout,
                                    expect_count=len(records) + len(markers), proc=pt)
         await out.stop()
         result["passthrough_per_s"] = len(records) / (t1 - t0)
-        print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s")
+        result["passthrough_per_cpu_s"] = len(records) / max(cpu_seconds(pt.pid) - c0, 1e-9)
+        print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s "
+              f"({result['passthrough_per_cpu_s']:,.0f} per CPU-second)")
         pt.terminate()
 
         # --- worker throughput ---------------------------------------------------------
@@ -198,14 +211,16 @@ async def run(args: argparse.Namespace) -> dict:
         _, warm = await produce_all(bootstrap, t["in"], [], P, run_id, 1)
         await wait_markers(out, warm, args.timeout, proc=worker)
         print("worker throughput:")
+        c0 = cpu_seconds(worker.pid)
         t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
         t1, n_out = await wait_markers(out, markers, args.timeout, proc=worker)
         result["worker_per_s"] = len(records) / (t1 - t0)
+        result["worker_per_cpu_s"] = len(records) / max(cpu_seconds(worker.pid) - c0, 1e-9)
         result["scores_out"] = n_out - len(markers)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
         print(f"  worker: {result['worker_per_s']:,.0f} invoices/s "
               f"({result['ratio_to_passthrough']:.0%} of passthrough), "
-              f"{result['scores_out']:,} scores")
+              f"{result['worker_per_cpu_s']:,.0f} per CPU-second, {result['scores_out']:,} scores")
 
         # --- latency at a fixed offered rate -------------------------------------------
         if lat_events:
