@@ -46,11 +46,11 @@ def candidate_models(seed: int = 0) -> dict[str, tuple[Pipeline, dict[str, list[
                           {"decisiontreeclassifier__max_depth": [4, 8],
                            "decisiontreeclassifier__min_samples_leaf": [10]}),
         "random_forest": (make_pipeline(RandomForestClassifier(
-            n_estimators=200, random_state=seed, n_jobs=2)),
+            n_estimators=150, random_state=seed, n_jobs=1)),
             {"randomforestclassifier__min_samples_leaf": [3, 10]}),
         "gradient_boosting": (make_pipeline(HistGradientBoostingClassifier(
             random_state=seed, early_stopping=False)),
-            {"histgradientboostingclassifier__max_iter": [150],
+            {"histgradientboostingclassifier__max_iter": [100],
              "histgradientboostingclassifier__learning_rate": [0.05],
              "histgradientboostingclassifier__max_leaf_nodes": [15]}),
     }

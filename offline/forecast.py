@@ -141,3 +141,23 @@ class NextYearForecaster(BaseEstimator):
         w = self.hurdle_weight
         parts["expected_spend"] = w * parts["spend_hurdle"] + (1 - w) * parts["spend_poisson"]
         return parts[list(OUTPUTS)]
+
+
+class FirstBasketBaseline(BaseEstimator):
+    """The baseline: everything from the first basket's value alone (log-linear GLMs)."""
+
+    def fit(self, x: pd.DataFrame, orders: np.ndarray, spend: np.ndarray) -> FirstBasketBaseline:
+        from sklearn.linear_model import LogisticRegression, PoissonRegressor
+
+        z = np.log1p(np.clip(x[["basket_value"]].to_numpy(dtype=float), 0, None))
+        orders = np.asarray(orders, dtype=float)
+        self.repeat_ = LogisticRegression().fit(z, orders >= 1)
+        self.orders_ = PoissonRegressor(alpha=0.0).fit(z, orders)
+        self.spend_ = PoissonRegressor(alpha=0.0, max_iter=1000).fit(z, np.asarray(spend, float))
+        return self
+
+    def predict(self, x: pd.DataFrame) -> pd.DataFrame:
+        z = np.log1p(np.clip(x[["basket_value"]].to_numpy(dtype=float), 0, None))
+        return pd.DataFrame({"p_repeat": self.repeat_.predict_proba(z)[:, 1],
+                             "expected_orders": self.orders_.predict(z),
+                             "expected_spend": self.spend_.predict(z)}, index=x.index)

@@ -26,7 +26,7 @@ from offline.clean import clean_log
 from offline.dataset import build_customer_table
 from offline.events import invoices_from_lines
 from offline.features import feature_names
-from offline.forecast import NextYearForecaster
+from offline.forecast import FirstBasketBaseline, NextYearForecaster
 from offline.load import read_log
 from offline.metrics import forecast_metrics
 from offline.segments import (
@@ -145,11 +145,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     fmetrics = forecast_metrics(y_spend, y_orders, first_basket, pred["p_repeat"],
                                 pred["expected_orders"], pred["expected_spend"])
     parts = forecaster.parts(x[eval_m])
+    base = FirstBasketBaseline().fit(x[fit_m], labels["orders"][fit_m], labels["spend"][fit_m])
+    base_pred = base.predict(x[eval_m])
     variants = {
+        "first_basket_glm (baseline model)": forecast_metrics(
+            y_spend, y_orders, first_basket, base_pred["p_repeat"],
+            base_pred["expected_orders"], base_pred["expected_spend"]),
+    }
+    variants |= {
         name: forecast_metrics(y_spend, y_orders, first_basket, parts["p_repeat"],
                                parts["expected_orders"], spend)
         for name, spend in {
-            "first_basket_only (baseline ranking)": first_basket,
             "poisson_gbm": parts["spend_poisson"],
             "hurdle_lognormal": parts["spend_hurdle"],
             f"blend w={forecaster.hurdle_weight} (served)": pred["expected_spend"],
