@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from offline.events import is_first_purchase_candidate, product_lines
-from schemas.invoice import InvoiceEvent
+from schemas.invoice import InvoiceEvent, InvoiceLine
 from stream.store import InvoiceOp
 
 
@@ -47,25 +47,41 @@ def invoice_kind(ev: InvoiceEvent, candidate: bool | None = None) -> str:
     return "P" if candidate else "O"
 
 
+def classify(ev: InvoiceEvent) -> tuple[str, list[InvoiceLine]]:
+    """(kind, clean product lines) with ONE pass over the lines.
+
+    The same rule as `offline.events.is_first_purchase_candidate` (not C, not A, positive
+    `clean_total`), computed from the lines it needs anyway; tests/stream/test_aggregates.py
+    checks both agree on the shipped log.
+    """
+    lines = product_lines(ev)
+    if ev.is_cancellation:
+        return "C", lines
+    if ev.is_adjustment:
+        return "A", lines
+    total = float(sum(line.quantity * line.unit_price for line in lines))
+    return ("P" if total > 0 else "O"), lines
+
+
 def invoice_op(
     ev: InvoiceEvent,
     category_of: Callable[[str, str | None], int],
     *,
-    candidate: bool | None = None,
+    classified: tuple[str, list[InvoiceLine]] | None = None,
     score_json: str = "",
     features_json: str = "",
     due: float = 0.0,
 ) -> InvoiceOp:
     """The Lua script's arguments for `ev` (a customer's invoice).
 
-    `candidate`: `is_first_purchase_candidate(ev)` if the caller has it (saves recomputing).
+    `classified`: `classify(ev)` if the caller has it (saves a pass over the lines).
     """
     assert ev.customer_id is not None, "guests have no state"
-    kind = invoice_kind(ev, candidate)
+    kind, lines = classified or classify(ev)
     spend, items = 0.0, 0
     cats: dict[int, float] = {}
     if kind in ("P", "C"):  # == counts_toward_spend(ev)
-        for line in product_lines(ev):
+        for line in lines:
             amount = line.quantity * line.unit_price
             spend += amount
             items += line.quantity

@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from offline.events import is_first_purchase_candidate
 from schemas.dead_letter import DeadLetter
 from schemas.invoice import InvoiceEvent
-from stream.aggregates import event_time, invoice_op
+from stream.aggregates import classify, event_time, invoice_op
 from stream.retry import Backoff, retry_until_done
 from stream.scoring import Scored, Scorer
 from stream.store import CustomerStore, InvoiceOp
@@ -61,12 +60,10 @@ class BatchProcessor:
         scorer: Scorer,
         *,
         backoff: Backoff | None = None,
-        is_candidate: Callable[[InvoiceEvent], bool] = is_first_purchase_candidate,
     ) -> None:
         self.store = store
         self.scorer = scorer
         self.backoff = backoff or Backoff()
-        self.is_candidate = is_candidate
 
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
         out = Outcome()
@@ -87,8 +84,9 @@ class BatchProcessor:
     async def _customers(
         self, invoices: list[InvoiceEvent], raws: Sequence[RawEvent], out: Outcome
     ) -> None:
-        is_candidate = [self.is_candidate(ev) for ev in invoices]
-        candidates = [ev for ev, c in zip(invoices, is_candidate, strict=True) if c]
+        classified = [classify(ev) for ev in invoices]
+        candidates = [ev for ev, (kind, _) in zip(invoices, classified, strict=True)
+                      if kind == "P"]
         known = await retry_until_done(
             lambda: self.store.have_first_purchase(str(ev.customer_id) for ev in candidates),
             "read_first_purchases", self.backoff,
@@ -100,7 +98,7 @@ class BatchProcessor:
                 first[cid] = ev
         scored, failed = await self.scorer.score_async(list(first.values()))
         ops: list[InvoiceOp] = []
-        for ev, cand in zip(invoices, is_candidate, strict=True):
+        for ev, cls in zip(invoices, classified, strict=True):
             cid = str(ev.customer_id)
             if cid in failed and first.get(cid) is ev:
                 raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
@@ -109,9 +107,9 @@ class BatchProcessor:
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
             try:
                 ops.append(
-                    invoice_op(ev, self.scorer.category_of, candidate=cand,
+                    invoice_op(ev, self.scorer.category_of, classified=cls,
                                score_json=s.score_json, features_json=s.features_json, due=s.due)
-                    if s else invoice_op(ev, self.scorer.category_of, candidate=cand)
+                    if s else invoice_op(ev, self.scorer.category_of, classified=cls)
                 )
             except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
                 raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))

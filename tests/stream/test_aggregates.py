@@ -13,7 +13,7 @@ from offline.events import (
     is_first_purchase_candidate,
     product_lines,
 )
-from stream.aggregates import invoice_op
+from stream.aggregates import classify, invoice_op
 from stream.replay import encode, load_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +33,25 @@ def test_load_events_limit_keeps_time_order(events: list) -> None:
     assert keys == sorted(keys)
 
 
+@pytest.fixture(scope="module")
+def all_events() -> list:
+    if not DATA.exists():
+        pytest.skip(f"{DATA} not found")
+    return load_events(DATA)
+
+
+def test_classify_agrees_with_offline_on_the_whole_log(all_events: list) -> None:
+    for ev in all_events:
+        kind, lines = classify(ev)
+        assert (kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
+        assert (kind in ("P", "C")) == counts_toward_spend(ev), ev.invoice_id
+
+
 def test_invoice_op_follows_offline_rules(events: list) -> None:
     for ev in (e for e in events if e.customer_id is not None):
         op = invoice_op(ev, category_of=lambda code, desc: len(code) % 3)
-        assert (op.kind == "P") == is_first_purchase_candidate(ev)
+        assert (op.kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
+        assert classify(ev)[1] == product_lines(ev)
         assert op.kind != "P" or not (ev.is_cancellation or ev.is_adjustment)
         if counts_toward_spend(ev):
             assert op.spend == pytest.approx(clean_total(ev), abs=1e-9)
