@@ -43,6 +43,8 @@ from stream.topics import ensure_topics
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 INVOICES = int(os.environ.get("BASKETCAST_E2E_RESTART_INVOICES", "3000"))
+#: what the worker logs when it cannot reach the service
+OUTAGE_MARKERS = {"kafka": "Unable connect to node", "redis": "event=redis_unavailable"}
 REPLAY_SECONDS = 40.0  # the paced replay lasts about this long; the restart happens inside it
 
 
@@ -73,15 +75,20 @@ async def _restart_during_replay(service: str, services, unique_id: str, bundle_
             before = out.distinct
             assert replayer.poll() is None, "the replay ended before the restart: slow it down"
             t0 = time.monotonic()
-            # blocking calls (they run their own event loops): in a thread
+            # blocking calls (they run their own event loops): in a thread. The service stays
+            # down until the worker has noticed it (failed calls in its log), then comes back.
+            noticed = OUTAGE_MARKERS[service]
+            seen = worker.log_text().count(noticed)
             if service == "kafka":
                 await asyncio.to_thread(services.stop_kafka)
                 assert not await asyncio.to_thread(kafka_answers, services.bootstrap, 2)
-                await asyncio.to_thread(services.start_kafka)
             else:
                 await asyncio.to_thread(services.stop_redis)
                 assert not await asyncio.to_thread(redis_answers, services.redis_url)
-                await asyncio.to_thread(services.start_redis)
+            await wait_until(lambda: worker.log_text().count(noticed) >= seen + 3,
+                             f"the worker to notice the {service} outage", 120, out, [worker])
+            await asyncio.to_thread(
+                services.start_kafka if service == "kafka" else services.start_redis)
             down_s = time.monotonic() - t0
             rc = await asyncio.to_thread(replayer.wait, 300)
             assert rc == 0, (tmp_path / "replay.log").read_text()[-3000:]
@@ -91,7 +98,8 @@ async def _restart_during_replay(service: str, services, unique_id: str, bundle_
             await check_redis(client, run.run_id, expected, oracle.index)
             assert worker.alive() and worker.pid == pid and worker.starts == 1
             figures = {"test": f"{service} restart", "scores_before_restart": before,
-                       "restart_seconds": round(down_s, 1), "scores": check.distinct,
+                       "down_seconds": round(down_s, 1), "scores": check.distinct,
+                       "failed_calls_logged": worker.log_text().count(noticed),
                        "duplicates": check.duplicates,
                        "worker_log_tracebacks": len(worker.crash_lines())}
             FIGURES.append(figures)
