@@ -73,7 +73,8 @@ async def run(args: argparse.Namespace) -> dict:
     worker_cmd = [sys.executable, "-m", "stream", "worker", "--model",
                   str(args.model.resolve()), "--loglevel", "warning"]
     result: dict = {"run": run_id, "invoices": len(records), "partitions": P,
-                    "bundle": str(args.model), "cpus": os.cpu_count()}
+                    "bundle": str(args.model), "cpus": os.cpu_count(),
+                    "loadavg_at_start": os.getloadavg()[0]}
     procs: list[subprocess.Popen] = []
     try:
         # --- the ceiling: passthrough of the same records ------------------------------------
@@ -83,10 +84,12 @@ async def run(args: argparse.Namespace) -> dict:
         procs.append(pt)
         out = await bs.consumer_for(bootstrap, t["pout"])
         print("passthrough:")
+        c0 = bs.cpu_seconds(pt.pid)
         t0, markers = await bs.produce_all(bootstrap, t["pin"], records, P, run_id, 0)
         t1, _ = await bs.wait_markers(out, markers, args.timeout,
                                       expect_count=len(records) + len(markers))
         await out.stop()
+        result["passthrough_per_cpu_s"] = len(records) / max(bs.cpu_seconds(pt.pid) - c0, 1e-9)
         pt.terminate()
         result["passthrough_per_s"] = len(records) / (t1 - t0)
         print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s")
@@ -99,15 +102,18 @@ async def run(args: argparse.Namespace) -> dict:
         _, warm = await bs.produce_all(bootstrap, t["in"], [], P, run_id, 1)
         await bs.wait_markers(out, warm, args.timeout)
         print("worker throughput, full log:")
+        c0 = bs.cpu_seconds(worker.pid)
         t0, markers = await bs.produce_all(bootstrap, t["in"], records, P, run_id, 2)
         t1, n_out = await bs.wait_markers(out, markers, args.timeout)
+        result["worker_per_cpu_s"] = len(records) / max(bs.cpu_seconds(worker.pid) - c0, 1e-9)
         result["worker_seconds"] = t1 - t0
         result["worker_per_s"] = len(records) / (t1 - t0)
         result["scores_out"] = n_out - len(markers)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
         print(f"  worker: {result['worker_per_s']:,.0f} invoices/s over {t1 - t0:.1f}s "
               f"({result['ratio_to_passthrough']:.1%} of passthrough), "
-              f"{result['scores_out']:,} scores")
+              f"{result['scores_out']:,} scores; {result['worker_per_cpu_s']:,.0f} invoices per "
+              f"worker CPU-second")
 
         # --- latency at a fixed offered rate, first-time customers ---------------------------
         if lat_events:

@@ -298,6 +298,20 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
                 await closing
 
 
+async def group_committed(bootstrap: str, group: str) -> int | None:
+    """Sum of the consumer group's committed offsets (None: not known yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        committed = await admin.list_consumer_group_offsets(group)
+        return sum(max(0, meta.offset) for meta in committed.values())
+    except Exception:  # noqa: BLE001 - group not there yet, broker restarting
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
 async def wait_until(cond: Callable[[], object], what: str, timeout: float,
                      outputs: Outputs | None = None, workers: Sequence[WorkerProc] = (),
                      ) -> None:
