@@ -23,13 +23,13 @@ def _fail(msg: str) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     _setup_logging()
     from offline.load import LogFormatError
-    from offline.train import TrainConfig, train
+    from offline.train import TrainConfig, TrainError, train
 
     cfg = TrainConfig(data=Path(args.data), out=Path(args.out), horizon_days=args.horizon_days,
                       seed=args.seed, protocol=args.protocol, progress=not args.no_progress)
     try:
         train(cfg)
-    except LogFormatError as exc:
+    except (LogFormatError, TrainError) as exc:
         return _fail(str(exc))
     print(f"bundle written to {cfg.out}")
     return 0

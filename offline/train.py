@@ -24,9 +24,10 @@ from offline.classifiers import (
 )
 from offline.clean import clean_log
 from offline.dataset import build_customer_table
-from offline.events import invoices_from_lines
+from offline.events import first_purchases, invoices_from_lines
 from offline.features import feature_names
 from offline.forecast import FirstBasketBaseline, NextYearForecaster
+from offline.labels import cohort_mask, is_holdout
 from offline.load import read_log
 from offline.metrics import forecast_metrics
 from offline.segments import (
@@ -34,13 +35,14 @@ from offline.segments import (
     behaviour_table,
     segment_labels,
 )
+from schemas.invoice import InvoiceEvent
 
 log = logging.getLogger(__name__)
 
 #: the first-year behaviour clustered into segments (see docs: basket shape is what the first
 #: purchase can reveal; frequency is reported in the profiles)
 SEGMENT_FEATURES = ["log_mean_basket", "log_basket_lines", "log_max_basket"]
-STEPS = ("load", "clean", "categories", "events", "customers", "segments", "classifiers",
+STEPS = ("load", "clean", "events", "categories", "customers", "segments", "classifiers",
          "forecast", "seed protocol", "bundle", "report")
 
 
@@ -91,6 +93,34 @@ def line_categories(lines: pd.DataFrame, categoriser: ProductCategoriser) -> pd.
         index=lines.index, dtype="int64")
 
 
+class TrainError(ValueError):
+    """The log cannot train a bundle (e.g. too short for the horizon); the message says why."""
+
+
+#: the fewest cohort customers to fit / to evaluate the forecast on
+MIN_COHORT_FIT, MIN_COHORT_EVAL = 50, 10
+
+
+def check_cohort(events: list[InvoiceEvent], horizon_days: int, seed: int) -> None:
+    """Refuse a log whose forecast cohort is too small, saying what would help."""
+    n_fit = n_eval = span = 0
+    if events:
+        start, end = events[0].invoiced_at, events[-1].invoiced_at
+        span = (end - start).days
+        firsts = first_purchases(events)
+        at = pd.Series([e.invoiced_at for e in firsts.values()], dtype="datetime64[us]")
+        cohort = cohort_mask(at, start, end, horizon_days).to_numpy()
+        hold = np.array([is_holdout(c, seed) for c in firsts], dtype=bool)
+        n_fit, n_eval = int((cohort & ~hold).sum()), int((cohort & hold).sum())
+    if n_fit >= MIN_COHORT_FIT and n_eval >= MIN_COHORT_EVAL:
+        return
+    raise TrainError(
+        f"forecast cohort too small: {n_fit} fit / {n_eval} held-out customers (need "
+        f"{MIN_COHORT_FIT} / {MIN_COHORT_EVAL}); the log spans {span} days and a cohort needs "
+        f"first purchases >= 90 days after its start and >= {horizon_days} days before its end"
+        f" - use a longer log or a shorter --horizon-days")
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Run every step; write the bundle (and report) into ``cfg.out``."""
     t0 = time.perf_counter()
@@ -110,11 +140,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     t = step("load", t)
     cleaned = clean_log(raw)
     t = step("clean", t)
+    events = invoices_from_lines(raw[raw["customer_id"].notna()])
+    check_cohort(events, cfg.horizon_days, cfg.seed)
+    t = step("events", t)
     categoriser = ProductCategoriser(k_range=cfg.category_k_range, random_state=cfg.seed)
     categoriser.fit(product_table(cleaned.product_rows))
     t = step("categories", t)
-    events = invoices_from_lines(raw[raw["customer_id"].notna()])
-    t = step("events", t)
     table = build_customer_table(events, categoriser, cfg.horizon_days, cfg.seed)
     ids, x, labels = table.ids, table.features, table.labels
     t = step("customers", t)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 # `tests/offline` would otherwise shadow the `offline` package as a namespace package when the
 # repo root is not on sys.path (pytest's rootdir insertion + the editable install's finder).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see offline/__init__.py
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -49,3 +49,12 @@ def test_missing_bundle_exit_code_2(tmp_path, slice_path, capsys) -> None:
                 "--out", str(tmp_path / "x.csv")])
     assert code == 2
     assert "no model bundle" in capsys.readouterr().err
+
+
+def test_train_refuses_a_log_too_short_for_the_horizon(tiny_raw, tmp_path, capsys) -> None:
+    path = tmp_path / "tiny.csv"
+    tiny_raw.to_csv(path, index=False)
+    code = run(["train", "--data", str(path), "--out", str(tmp_path / "m"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cohort too small" in err and "--horizon-days" in err
