@@ -10,7 +10,7 @@ its unit price when known), so scoring never fails on a new product.
 ...     "stock_code": [f"{i}" for i in range(40)],
 ...     "description": ["RED BAG"] * 20 + ["TEA MUG"] * 20,
 ...     "unit_price": [1.0] * 20 + [4.0] * 20})
->>> cat = ProductCategoriser(k_range=(2, 3), min_count=2).fit(products)
+>>> cat = ProductCategoriser(k_range=(2, 2), min_count=2).fit(products)
 >>> cat.category_of("0", None) == cat.category_of("NEW", "LARGE BAG", 1.0)
 True
 """
