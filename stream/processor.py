@@ -68,7 +68,7 @@ class BatchProcessor:
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
         out = Outcome()
         out.counts["events"] += len(raws)
-        invoices: list[InvoiceEvent] = []
+        invoices: list[tuple[RawEvent, InvoiceEvent]] = []
         for raw in raws:
             checked = validate(raw.value)
             if isinstance(checked, Rejection):
@@ -76,16 +76,16 @@ class BatchProcessor:
             elif checked.customer_id is None:
                 out.counts["guests"] += 1
             else:
-                invoices.append(checked)
+                invoices.append((raw, checked))
         if invoices:
-            await self._customers(invoices, raws, out)
+            await self._customers(invoices, out)
         return out
 
     async def _customers(
-        self, invoices: list[InvoiceEvent], raws: Sequence[RawEvent], out: Outcome
+        self, invoices: list[tuple[RawEvent, InvoiceEvent]], out: Outcome
     ) -> None:
-        classified = [classify(ev) for ev in invoices]
-        candidates = [ev for ev, (kind, _) in zip(invoices, classified, strict=True)
+        classified = [classify(ev) for _, ev in invoices]
+        candidates = [ev for (_, ev), (kind, _) in zip(invoices, classified, strict=True)
                       if kind == "P"]
         known = await retry_until_done(
             lambda: self.store.have_first_purchase(str(ev.customer_id) for ev in candidates),
@@ -98,10 +98,9 @@ class BatchProcessor:
                 first[cid] = ev
         scored, failed = await self.scorer.score_async(list(first.values()))
         ops: list[InvoiceOp] = []
-        for ev, cls in zip(invoices, classified, strict=True):
+        for (raw, ev), cls in zip(invoices, classified, strict=True):
             cid = str(ev.customer_id)
             if cid in failed and first.get(cid) is ev:
-                raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
                 self._dead_letter(out, raw, "unscorable", failed[cid])
                 continue
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
@@ -112,7 +111,6 @@ class BatchProcessor:
                     if s else invoice_op(ev, self.scorer.category_of, classified=cls)
                 )
             except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
-                raw = next((r for r in raws if _same_invoice(r, ev)), RawEvent(None))
                 self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
         maturing: dict[str, float] = {}
@@ -143,8 +141,3 @@ def _due(score_json: str) -> float:
     doc = json.loads(score_json)
     at = datetime.fromisoformat(doc["first_purchase_at"])
     return event_time(at + timedelta(days=int(doc["horizon_days"])))
-
-
-def _same_invoice(raw: RawEvent, ev: InvoiceEvent) -> bool:
-    checked = validate(raw.value)
-    return isinstance(checked, InvoiceEvent) and checked.invoice_id == ev.invoice_id
