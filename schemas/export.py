@@ -4,7 +4,7 @@ The exported files live in `schemas/json/` and a test fails when they are stale;
 with `basketcast schemas export schemas/json`.
 
 >>> sorted(json_schemas())
-['CustomerScored', 'DeadLetter', 'InvoiceEvent']
+['CustomerScored', 'DeadLetter', 'InvoiceEvent', 'ModelDrift']
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.dead_letter import DeadLetter
+from schemas.drift import ModelDrift
 from schemas.invoice import InvoiceEvent
 from schemas.scored import CustomerScored
 
-MODELS: tuple[type[BaseModel], ...] = (InvoiceEvent, CustomerScored, DeadLetter)
+MODELS: tuple[type[BaseModel], ...] = (InvoiceEvent, CustomerScored, DeadLetter, ModelDrift)
 #: Where the repo keeps the exported files.
 JSON_DIR = Path(__file__).parent / "json"
 

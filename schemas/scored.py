@@ -32,6 +32,22 @@ def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
 
 
+class OnlineScore(BaseModel):
+    """The online model's forecast for the same customer (see `stream.online_model`).
+
+    `corrected` False: the online correction was not better than the batch model over the
+    recent matured labels, so these are the batch figures passed through.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    p_repeat: float = Field(ge=0.0, le=1.0)
+    expected_orders: float = Field(ge=0.0)
+    expected_spend: float = Field(ge=0.0)
+    corrected: bool
+    model_version: int = Field(ge=0, description="version of the online model in Redis")
+
+
 class CustomerScored(BaseModel):
     """A new customer's segment and next-horizon forecast, made at their first purchase."""
 
@@ -49,3 +65,9 @@ class CustomerScored(BaseModel):
     horizon_days: int = Field(gt=0)
     model_version: str = Field(description="version of the batch model bundle")
     scored_at: datetime = Field(description="wall-clock time the score was first made")
+    online: OnlineScore | None = Field(
+        default=None, description="the online model's forecast; None before it learned")
+    models: list[str] = Field(
+        default_factory=list,
+        description="the model(s) behind the score: 'batch:<version>' and, when the online "
+                    "correction is in use, 'online:<version>'")

@@ -68,6 +68,8 @@ def create_app(
     }
     scores, dlq = topic[settings.topic_scores], topic[settings.topic_dlq]
     totals: Counter[str] = Counter()
+    #: Called with (outcome, raws) after each published batch (metrics, see stream.online).
+    batch_hooks: list[Callable[[Outcome, list[RawEvent]], None]] = []
 
     async def send(outcome: Outcome) -> None:
         for key, value in outcome.scores:
@@ -92,6 +94,8 @@ def create_app(
                 await stream.ack(e)
             totals.update(outcome.counts)
             totals["batches"] += 1
+            for hook in batch_hooks:
+                hook(outcome, raws)
             yield outcome
 
     @app.task
@@ -111,5 +115,6 @@ def create_app(
 
     app.basketcast_topics = topic  # type: ignore[attr-defined]
     app.basketcast_totals = totals  # type: ignore[attr-defined]
+    app.basketcast_batch_hooks = batch_hooks  # type: ignore[attr-defined]
     install_learner(app, settings, processor)
     return app

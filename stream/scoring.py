@@ -58,6 +58,9 @@ class Scorer:
         self.model_version = str(bundle.model_version)
         self.horizon_days = int(bundle.horizon_days)
         self.category_of = lru_cache(maxsize=100_000)(bundle.category_of)
+        # The online model (issue 5), set by `stream.online.install`: adds the optional
+        # `online` / `models` fields; the batch fields and the event id never depend on it.
+        self.online: Any = None
         # One thread for model calls, so the event loop goes on fetching meanwhile (a model
         # call that blocked the loop left the next micro-batch nearly empty, and so on).
         self._executor = ThreadPoolExecutor(
@@ -118,12 +121,23 @@ class Scorer:
                 horizon_days=self.horizon_days,
                 model_version=str(row.get("model_version", self.model_version)),
                 scored_at=now,
+                **self._online_fields(features.get(cid, {}), row),
             )
             due = event_time(ev.invoiced_at + timedelta(days=self.horizon_days))
             out[cid] = Scored(
                 score, score.model_dump_json(), json.dumps(features.get(cid, {})), due
             )
         return out
+
+    def _online_fields(self, features: dict, row: dict) -> dict[str, Any]:
+        if self.online is None:
+            return {}
+        try:
+            online, models = self.online.score(features, row, self.model_version)
+        except Exception:  # noqa: BLE001 - the online model never blocks the batch score
+            log.exception("event=online_score_failed")
+            return {"models": [f"batch:{self.model_version}"]}
+        return {"online": online, "models": models}
 
 
 def _one_native_thread() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import schemas.dead_letter
+import schemas.drift
 import schemas.export
 import schemas.invoice
 import schemas.scored
@@ -28,13 +29,13 @@ def test_exported_json_schemas_are_current() -> None:
 def test_export_writes_valid_json(tmp_path: Path) -> None:
     paths = export(tmp_path / "out")
     assert {p.name for p in paths} == {"InvoiceEvent.json", "CustomerScored.json",
-                                       "DeadLetter.json"}
+                                       "DeadLetter.json", "ModelDrift.json"}
     for p in paths:
         assert json.loads(p.read_text())["type"] == "object"
 
 
 @pytest.mark.parametrize(
-    "module", [schemas.scored, schemas.dead_letter, schemas.export, schemas.invoice]
+    "module", [schemas.scored, schemas.dead_letter, schemas.export, schemas.invoice, schemas.drift]
 )
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]

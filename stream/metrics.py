@@ -1,0 +1,77 @@
+"""The worker's Prometheus metrics (prometheus-client), served as text by `GET /metrics`.
+
+One `CollectorRegistry` per app (not the process-global one), so tests that build several
+apps in one process never collide.
+
+>>> from stream.processor import Outcome, RawEvent
+>>> m = WorkerMetrics()
+>>> out = Outcome()
+>>> out.counts.update({"events": 3, "first": 1, "guests": 1, "dup": 1,
+...                    "dead_letters": 1, "dead_letter:not_json": 1})
+>>> m.observe_batch(out, [RawEvent(b"{}", timestamp=None)], now=10.0)
+>>> text = m.render().decode()
+>>> 'basketcast_dead_letters_total{reason="not_json"} 1.0' in text
+True
+>>> 'basketcast_first_purchases_total 1.0' in text
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
+
+#: Seconds from a record's Kafka timestamp to the end of its batch (scores handed to the
+#: producer): the event -> score latency.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.events = Counter("basketcast_events", "invoice events received", registry=r)
+        self.first_purchases = Counter(
+            "basketcast_first_purchases", "first purchases scored", registry=r)
+        self.dead_letters = Counter(
+            "basketcast_dead_letters", "events dead-lettered", ["reason"], registry=r)
+        self.guests = Counter("basketcast_guests", "invoices without a customer", registry=r)
+        self.duplicates = Counter(
+            "basketcast_duplicates", "invoices applied before (re-deliveries)", registry=r)
+        self.online_updates = Counter(
+            "basketcast_online_updates", "matured labels the online model learned", registry=r)
+        self.drift_detections = Counter(
+            "basketcast_drift_detections", "drift detections (ModelDrift events)", registry=r)
+        self.online_version = Gauge(
+            "basketcast_online_model_version", "online model version served", registry=r)
+        self.latency = Histogram(
+            "basketcast_event_to_score_seconds",
+            "from the record's Kafka timestamp to its batch's outputs handed to the producer",
+            buckets=LATENCY_BUCKETS, registry=r)
+
+    def observe_batch(self, outcome: Any, raws: Sequence[Any], now: float | None = None) -> None:
+        """Count a processed micro-batch (`stream.processor.Outcome`, its `RawEvent`s)."""
+        c = outcome.counts
+        self.events.inc(c.get("events", 0))
+        self.first_purchases.inc(c.get("first", 0))
+        self.guests.inc(c.get("guests", 0))
+        self.duplicates.inc(c.get("dup", 0) + c.get("dup_first", 0))
+        for key, n in c.items():
+            if key.startswith("dead_letter:"):
+                self.dead_letters.labels(reason=key.split(":", 1)[1]).inc(n)
+        now = time.time() if now is None else now
+        for raw in raws:
+            if raw.timestamp is not None:
+                self.latency.observe(max(0.0, now - raw.timestamp))
+
+    def observe_learner(self, learned: int, detections: int) -> None:
+        self.online_updates.inc(learned)
+        self.drift_detections.inc(detections)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
