@@ -45,6 +45,13 @@ def price_band_matrix(prices: np.ndarray) -> np.ndarray:
     return out
 
 
+def candidate_ks(k_range: tuple[int, int], x: np.ndarray) -> list[int]:
+    """The k's to try: ``k_range`` clipped to what silhouette allows (2 <= k < distinct rows)."""
+    distinct = len(np.unique(np.asarray(x), axis=0))
+    lo, hi = max(2, k_range[0]), min(k_range[1], distinct - 1)
+    return list(range(lo, hi + 1))
+
+
 def product_table(lines: pd.DataFrame) -> pd.DataFrame:
     """One row per stock code: its most frequent description and median unit price."""
     d = lines[lines["description"].notna()]
@@ -76,7 +83,10 @@ class ProductCategoriser(BaseEstimator):
         self.random_state = random_state
 
     def _matrix(self, descriptions: list[str], prices: np.ndarray) -> np.ndarray:
-        words = self.vectorizer_.transform([d or "" for d in descriptions]).toarray()
+        if self.vectorizer_ is None:  # no usable keyword at fit time: price bands only
+            words = np.zeros((len(descriptions), 0))
+        else:
+            words = self.vectorizer_.transform([d or "" for d in descriptions]).toarray()
         return np.hstack([words.astype(float), price_band_matrix(prices)])
 
     def fit(self, products: pd.DataFrame) -> ProductCategoriser:
@@ -84,28 +94,32 @@ class ProductCategoriser(BaseEstimator):
         products = products.reset_index(drop=True)
         descs = products["description"].fillna("").astype(str).tolist()
         counter = CountVectorizer(analyzer=keyword_analyzer, binary=True)
-        counts = np.asarray(counter.fit_transform(descs).sum(axis=0)).ravel()
-        vocab = sorted(w for w, i in counter.vocabulary_.items() if counts[i] >= self.min_count)
-        if not vocab:
-            vocab = sorted(counter.vocabulary_)[:1] or ["product"]
-        self.vectorizer_ = CountVectorizer(analyzer=keyword_analyzer, binary=True,
-                                           vocabulary=vocab)
+        try:
+            counts = np.asarray(counter.fit_transform(descs).sum(axis=0)).ravel()
+            vocab = sorted(w for w, i in counter.vocabulary_.items()
+                           if counts[i] >= self.min_count)
+        except ValueError:  # no description has a keyword
+            vocab = []
+        self.vectorizer_ = (CountVectorizer(analyzer=keyword_analyzer, binary=True,
+                                            vocabulary=vocab) if vocab else None)
         self.keywords_ = vocab
         x = self._matrix(descs, products["unit_price"].to_numpy(dtype=float))
-        lo, hi = self.k_range
-        hi = min(hi, max(lo, len(products) - 1))
         self.silhouette_: dict[int, float] = {}
         self.inertia_: dict[int, float] = {}
         models: dict[int, KMeans] = {}
         sample = min(len(x), 4000)
-        for k in range(lo, hi + 1):
+        for k in candidate_ks(self.k_range, x):
             km = KMeans(n_clusters=k, n_init=5, random_state=self.random_state).fit(x)
             models[k] = km
             self.inertia_[k] = float(km.inertia_)
             self.silhouette_[k] = float(silhouette_score(
                 x, km.labels_, sample_size=sample, random_state=self.random_state))
-        self.k_ = max(self.silhouette_, key=lambda k: (round(self.silhouette_[k], 3), -k))
-        self.kmeans_ = models[self.k_]
+        if models:
+            self.k_ = max(self.silhouette_, key=lambda k: (round(self.silhouette_[k], 3), -k))
+            self.kmeans_ = models[self.k_]
+        else:  # too few distinct products to cluster: one category
+            self.k_ = 1
+            self.kmeans_ = KMeans(n_clusters=1, n_init=1, random_state=self.random_state).fit(x)
         self.n_categories_ = int(self.k_)
         labels = self.kmeans_.labels_
         self.code_category_: dict[str, int] = dict(

@@ -19,6 +19,8 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from offline.categories import candidate_ks
+
 log = logging.getLogger(__name__)
 
 BEHAVIOUR = ("log_baskets", "log_mean_basket", "log_max_basket", "log_spend", "log_basket_lines")
@@ -75,12 +77,13 @@ class CustomerSegmenter(BaseEstimator):
         self.columns_ = list(x.columns)
         scaler = StandardScaler().fit(x)
         z = scaler.transform(x)
-        lo, hi = self.k_range
-        hi = min(hi, len(x) - 1)
         self.silhouette_: dict[int, float] = {}
         self.inertia_: dict[int, float] = {}
         models: dict[int, KMeans] = {}
-        for k in range(lo, hi + 1):
+        ks = candidate_ks(self.k_range, z)
+        if not ks:
+            raise ValueError(f"too few distinct customers ({len(x)}) to segment")
+        for k in ks:
             km = KMeans(n_clusters=k, n_init=5, random_state=self.random_state).fit(z)
             models[k] = km
             self.inertia_[k] = float(km.inertia_)

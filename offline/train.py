@@ -154,7 +154,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     behaviour = behaviour_table(cleaned.customer_lines, ids, cats, categoriser.n_categories_,
                                 cfg.horizon_days)
     segmenter = CustomerSegmenter(k_range=cfg.segment_k_range, random_state=cfg.seed)
-    segmenter.fit(behaviour[SEGMENT_FEATURES])
+    try:
+        segmenter.fit(behaviour[SEGMENT_FEATURES])
+    except ValueError as exc:
+        raise TrainError(f"cannot segment customers: {exc}") from exc
     seg = segmenter.labels_
     profiles = segmenter.profiles(behaviour)
     seg_names = segment_labels(profiles, behaviour, categoriser.category_names())
