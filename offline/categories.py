@@ -46,9 +46,10 @@ def price_band_matrix(prices: np.ndarray) -> np.ndarray:
 
 
 def candidate_ks(k_range: tuple[int, int], x: np.ndarray) -> list[int]:
-    """The k's to try: ``k_range`` clipped to what silhouette allows (2 <= k < distinct rows)."""
+    """The k's to try: ``k_range`` clipped to what k-means and silhouette allow
+    (2 <= k <= distinct rows, k < rows)."""
     distinct = len(np.unique(np.asarray(x), axis=0))
-    lo, hi = max(2, k_range[0]), min(k_range[1], distinct - 1)
+    lo, hi = max(2, k_range[0]), min(k_range[1], distinct, len(x) - 1)
     return list(range(lo, hi + 1))
 
 
@@ -130,7 +131,7 @@ class ProductCategoriser(BaseEstimator):
         self.category_keywords_ = self._top_keywords(x[:, : len(vocab)], labels)
         self.category_sizes_ = np.bincount(labels, minlength=self.k_).tolist()
         log.info("event=categories k=%d silhouette=%.3f keywords=%d products=%d",
-                 self.k_, self.silhouette_[self.k_], len(vocab), len(products))
+                 self.k_, self.silhouette_.get(self.k_, float("nan")), len(vocab), len(products))
         return self
 
     def _top_keywords(self, words: np.ndarray, labels: np.ndarray, n: int = 8) -> list[list[str]]:

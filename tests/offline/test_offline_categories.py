@@ -40,5 +40,5 @@ def test_no_descriptions_falls_back_to_price_bands() -> None:
 
 def test_candidate_ks_respect_distinct_rows() -> None:
     x = price_band_matrix(np.array([0.5, 1.5, 1.5, 2.5]))
-    assert candidate_ks((2, 10), x) == [2]
+    assert candidate_ks((2, 10), x) == [2, 3]
     assert candidate_ks((3, 10), x[:2]) == []
