@@ -235,7 +235,29 @@ async def run(args: argparse.Namespace) -> dict:
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if not args.keep:
+            await cleanup(bootstrap, args.redis, run_id)
     return result
+
+
+async def cleanup(bootstrap: str, redis_url: str, run_id: str) -> None:
+    """Remove the run's Redis keys and topics (Faust's own topics too)."""
+    import redis.asyncio as aioredis
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    client = aioredis.from_url(redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{run_id}:*", count=10_000)]
+    for i in range(0, len(keys), 5_000):
+        await client.unlink(*keys[i:i + 5_000])
+    await client.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(run_id)]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
 
 
 async def latency(bootstrap: str, topic: str, out: AIOKafkaConsumer,
@@ -305,6 +327,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--workdir", default="/tmp/basketcast-bench")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
     parser.add_argument("--passthrough-child", nargs=3, metavar=("SOURCE", "SINK", "GROUP"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()

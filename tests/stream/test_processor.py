@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def client(redis_url: str, unique_id: str) -> AsyncIterator[aioredis.Redis]:
     c = aioredis.from_url(redis_url)
     yield c
-    keys = [k async for k in c.scan_iter(match=f"{unique_id}:*")]
+    keys = [k async for k in c.scan_iter(match=f"{unique_id}:*", count=10_000)]
     if keys:
         await c.delete(*keys)
     await c.aclose()

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from offline.events import clean_total, is_first_purchase_candidate, product_lines
 from offline.score import score_log
@@ -188,11 +189,25 @@ async def _check_state(store: CustomerStore, events: list, bundle_dir: Path,
     assert await store.redis.zcard(store.maturation_key) == len(scored)
 
 
-async def _cleanup(client: aioredis.Redis, prefix: str) -> None:
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+async def _cleanup(client: aioredis.Redis, prefix: str, bootstrap: str | None = None) -> None:
+    """Remove the test's Redis keys and (given the broker) its topics."""
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=10_000)]
     for i in range(0, len(keys), 500):
         await client.delete(*keys[i:i + 500])
     await client.aclose()
+    if bootstrap:
+        await _delete_topics(bootstrap, prefix)
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
 
 
 def _consumer(env: dict[str, str], kafka_bootstrap: str, group: str) -> AIOKafkaConsumer:
@@ -248,7 +263,7 @@ async def test_replay_through_worker_equals_batch_scores(
     finally:
         await consumer.stop()
         _stop(worker)
-        await _cleanup(client, unique_id)
+        await _cleanup(client, unique_id, kafka_bootstrap)
 
 
 @pytest.mark.slow
@@ -293,7 +308,7 @@ async def test_worker_killed_mid_stream_loses_and_doubles_nothing(
     finally:
         await consumer.stop()
         _stop(worker)
-        await _cleanup(client, unique_id)
+        await _cleanup(client, unique_id, kafka_bootstrap)
 
 
 class PrivateRedis:
@@ -385,3 +400,4 @@ async def test_redis_outage_waits_logs_and_loses_nothing(
         if client is not None:
             await client.aclose()
         server.stop()
+        await _delete_topics(kafka_bootstrap, unique_id)
