@@ -80,3 +80,18 @@ def forecast_metrics(spend: np.ndarray, orders: np.ndarray, first_basket: np.nda
         "cohort_total_actual": float(np.sum(spend)),
         "cohort_total_ratio": float(np.sum(exp_spend) / max(np.sum(spend), 1e-12)),
     }
+
+
+def elbow_k(inertia: dict[int, float]) -> int | None:
+    """The elbow of an inertia curve: the k farthest below the chord from first to last k.
+
+    >>> elbow_k({2: 100.0, 3: 40.0, 4: 30.0, 5: 25.0})
+    3
+    """
+    ks = sorted(int(k) for k in inertia)
+    if len(ks) < 3:
+        return None
+    y = np.array([inertia[k] for k in ks], dtype=float)
+    x = np.array(ks, dtype=float)
+    chord = y[0] + (y[-1] - y[0]) * (x - x[0]) / (x[-1] - x[0])
+    return int(ks[int(np.argmax(chord - y))])

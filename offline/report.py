@@ -165,7 +165,8 @@ def render_report(card: dict[str, Any], data: dict[str, Any]) -> str:
     seg = card["segments"]
     add(f"<p>Clustered on first-year behaviour ({', '.join(seg['features'])}); k = {seg['k']} "
         f"({html.escape(seg['chosen_by'])}); bootstrap stability (mean adjusted Rand index) "
-        f"{seg['stability_ari']:.3f}.</p>")
+        f"{seg['stability_ari']:.3f}; elbow of the inertia curve at k = "
+        f"{seg.get('elbow_k')}.</p>")
     add(_figure("segment_k", "Segments: silhouette and elbow over k",
                 _k_curve(seg["silhouette"], seg["inertia"], seg["k"])))
     prof = pd.DataFrame(seg["profiles"]).set_index("segment")

@@ -29,7 +29,7 @@ from offline.features import feature_names
 from offline.forecast import FirstBasketBaseline, NextYearForecaster
 from offline.labels import cohort_mask, is_holdout
 from offline.load import read_log
-from offline.metrics import forecast_metrics
+from offline.metrics import elbow_k, forecast_metrics
 from offline.segments import (
     CustomerSegmenter,
     behaviour_table,
@@ -213,13 +213,17 @@ def train(cfg: TrainConfig) -> TrainResult:
         "customers": {"with_first_purchase": len(ids), "cohort": int(cohort.sum()),
                       "cohort_fit": int(fit_m.sum()), "cohort_eval": int(eval_m.sum()),
                       "holdout": int(hold.sum())},
-        "categories": {"k": categoriser.k_, "silhouette": categoriser.silhouette_,
+        "categories": {"k": categoriser.k_, "elbow_k": elbow_k(categoriser.inertia_),
+                       "chosen_by": "best silhouette (ties: smaller k)",
+                       "silhouette": categoriser.silhouette_,
                        "inertia": categoriser.inertia_, "keywords": len(categoriser.keywords_),
                        "names": categoriser.category_names(),
                        "sizes": categoriser.category_sizes_},
-        "segments": {"k": segmenter.k_, "features": SEGMENT_FEATURES,
+        "segments": {"k": segmenter.k_, "elbow_k": elbow_k(segmenter.inertia_),
+                     "features": SEGMENT_FEATURES,
                      "silhouette": segmenter.silhouette_, "inertia": segmenter.inertia_,
-                     "chosen_by": "best silhouette over the k range (elbow shown in report)",
+                     "chosen_by": "best silhouette over the k range (ties: smaller k); the "
+                                  "elbow k of the inertia curve is reported alongside",
                      "stability_ari": segmenter.stability_ari_, "labels": seg_names,
                      "profiles": profiles.round(4).reset_index(names="segment")
                      .to_dict("records")},
