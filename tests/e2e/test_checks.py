@@ -83,3 +83,37 @@ def test_expected_state_counts_each_invoice_by_kind() -> None:
     assert (row["P"], row["C"], row["O"], row["A"]) == (1, 1, 1, 0)
     assert row["spend"] == 4.0 and row["items"] == 2 and row["cat_0"] == 4.0
     assert row["invoices"] == ["1", "3", "C2"]
+
+
+@pytest.mark.integration
+async def test_check_redis_catches_a_double_count_and_a_missing_customer(
+    redis_url: str, unique_id: str,
+) -> None:
+    """State written by the real Lua script passes; one invoice counted twice, or a customer
+    missing, fails."""
+    import redis.asyncio as aioredis
+    from e2e_harness import check_redis, drop_prefix
+
+    from stream.aggregates import invoice_op
+    from stream.store import CustomerStore
+
+    def ev(cid: str, inv: str, qty: int) -> InvoiceEvent:
+        return InvoiceEvent(invoice_id=inv, customer_id=cid, invoiced_at=datetime(2010, 1, 1),
+                            lines=(InvoiceLine(stock_code="85048", quantity=qty, unit_price=2.0),))
+
+    events = [ev("7", "1", 3), ev("7", "2", 1), ev("8", "3", 2)]
+    client = aioredis.from_url(redis_url)
+    store = CustomerStore(client, unique_id)
+    try:
+        await store.apply([invoice_op(e, lambda c, d: 0) for e in events])
+        expected = expected_state(events, lambda c, d: 0)
+        assert await check_redis(client, unique_id, expected, []) == 2
+        with pytest.raises(AssertionError, match="misses 1"):
+            await check_redis(client, unique_id, expected_state([*events, ev("9", "4", 1)],
+                                                                lambda c, d: 0), [])
+        await client.hincrby(store.keys("7")[0], "orders", 1)  # invoice 2 counted twice
+        with pytest.raises(AssertionError, match="orders"):
+            await check_redis(client, unique_id, expected, [])
+    finally:
+        await drop_prefix(client, unique_id)
+        await client.aclose()
