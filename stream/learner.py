@@ -11,7 +11,10 @@ What the worker leaves for the learner, in Redis (see `stream.store`):
   window of `offline.labels.realised_outcome`).
 
 `Learner.step` (run by ONE worker: a Faust leader timer, see `stream.online`) takes the customers
-whose maturation time is at most `watermark - lateness` and above its cursor, in maturation
+whose maturation time is at most `watermark - lateness` and above its cursor (the watermark:
+the smallest of the per-partition watermarks `partition:<n>`, as partitions are read at
+different paces; a partition that never had an event does not count, an idle one holds
+maturation back), in maturation
 order (time, then customer id), so the sequence it learns from depends on event time only:
 a replay at any speed, or live traffic, gives the same labels in the same order. For each one,
 unless first seen in the stream's warm-up (its first `warmup_days`: "new" customers there
@@ -275,13 +278,22 @@ class Learner:
         rows = list(rows) + [(m, s) for m, s in ties if m not in seen]
         return [(_text(m), float(s)) for m, s in rows], last
 
+    async def watermark(self) -> float | None:
+        """The event time every input partition has been read up to: the smallest partition
+        watermark (the global one if the worker wrote none)."""
+        rows = await self.store.redis.zrangebyscore(self.store.watermark_key, "-inf", "+inf",
+                                                    withscores=True)
+        marks = {_text(m): float(s) for m, s in rows}
+        parts = [s for m, s in marks.items() if m.startswith("partition:")]
+        return min(parts) if parts else marks.get("event_time")
+
     async def step(self) -> StepResult:
         """Learn every label matured since the last step (up to `max_batch`), save, emit."""
         result = StepResult()
         stored_version = await self._sync()
         state = self.state
         assert state is not None
-        watermark = await self.store.redis.zscore(self.store.watermark_key, "event_time")
+        watermark = await self.watermark()
         if watermark is None:
             return result
         upto = float(watermark) - self.config.lateness_s

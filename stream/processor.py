@@ -120,8 +120,14 @@ class BatchProcessor:
                 out.scores.append((op.customer_id, res.score_json))
                 maturing[op.customer_id] = _due(res.score_json)
         watermark = max(op.ts for op in ops) if ops else None
+        partitions: dict[int, float] = {}  # per-partition watermarks (the learner's minimum)
+        for raw, ev in invoices:
+            ts = event_time(ev.invoiced_at)
+            if ts > partitions.get(raw.partition, -1e300):
+                partitions[raw.partition] = ts
         await retry_until_done(
-            lambda: self.store.register(maturing, watermark), "register", self.backoff
+            lambda: self.store.register(maturing, watermark, partitions), "register",
+            self.backoff,
         )
 
     def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:

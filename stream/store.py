@@ -9,8 +9,10 @@ Keys share the hash tag `{<customer id>}` so a customer's keys live in one Redis
 - `{prefix}cust:{<id>}:inv`  hash: applied invoice id -> event time (the at-most-once guard)
 - `{prefix}cust:{<id>}:cat`  hash: product category -> net spend
 - `{prefix}maturation`       sorted set: customer id scored by fp_at + horizon (epoch s)
-- `{prefix}watermark`        sorted set with one member `event_time`: the largest event time
-  applied (the learner compares it with `maturation`)
+- `{prefix}watermark`        sorted set: member `event_time`, the largest event time applied,
+  and `partition:<n>`, the largest event time read from input partition n; the learner
+  matures labels up to the smallest partition watermark (a partition read behind the others
+  may still hold invoices that belong to an older label)
 
 The maturation set and the watermark are outside the customers' slots, so they are written by
 plain idempotent commands (ZADD NX / ZADD GT) after the script, never inside it.
@@ -114,14 +116,21 @@ class CustomerStore:
             pipe.evalsha(self._sha, 3, *self.keys(op.customer_id), *op.argv())
         return await pipe.execute()
 
-    async def register(self, maturing: dict[str, float], watermark: float | None) -> None:
-        """Register scored customers for label maturation and advance the watermark."""
+    async def register(
+        self, maturing: dict[str, float], watermark: float | None,
+        partitions: dict[int, float] | None = None,
+    ) -> None:
+        """Register scored customers for label maturation and advance the watermark (and the
+        per-partition watermarks: members `partition:<n>`)."""
         pipe = self.redis.pipeline(transaction=False)
         if maturing:
             pipe.zadd(self.maturation_key, maturing, nx=True)
         if watermark is not None:
             pipe.zadd(self.watermark_key, {"event_time": watermark}, gt=True)
-        if maturing or watermark is not None:
+        if partitions:
+            pipe.zadd(self.watermark_key, {f"partition:{p}": ts for p, ts in partitions.items()},
+                      gt=True)
+        if maturing or watermark is not None or partitions:
             await pipe.execute()
 
     async def customer(self, customer_id: str) -> dict[str, object] | None:

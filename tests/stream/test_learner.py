@@ -203,3 +203,15 @@ def test_config_rejects_an_unknown_action() -> None:
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0
+
+
+async def test_the_slowest_partition_holds_maturation_back() -> None:
+    redis = FakeRedis()
+    await seed(redis, 30)
+    lrn = learner(redis)
+    await redis.zadd("p:watermark", {"event_time": T0 + 29 * DAY + H,
+                                     "partition:0": T0 + 29 * DAY + H,
+                                     "partition:1": T0 + 9 * DAY + H})
+    assert (await lrn.step()).learned == 10
+    await redis.zadd("p:watermark", {"partition:1": T0 + 29 * DAY + H}, gt=True)
+    assert (await lrn.step()).learned == 20

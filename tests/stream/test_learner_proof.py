@@ -133,8 +133,12 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
                     drifts.append(ModelDrift.model_validate_json(r.value))
             summary = await online.summary()
             cursor = summary.get("cursor")
-            if (len(scores) >= n_first and cursor is not None
-                    and cursor >= end - lateness - 1e-6):
+            marks = dict(await client.zrange(store.watermark_key, 0, -1, withscores=True))
+            done = marks.get(b"event_time") == end  # every invoice applied
+            least = min((s for m, s in marks.items() if m.startswith(b"partition:")),
+                        default=end)
+            if (done and len(scores) >= n_first and cursor is not None
+                    and cursor >= least - lateness - 1e-6):
                 break
         await asyncio.sleep(1.0)  # a drift event sent with the last step
         batch = await consumer.getmany(timeout_ms=1000)
