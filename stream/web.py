@@ -174,4 +174,5 @@ def register_views(app: faust.App, ctx: WebContext) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(ctx.metrics.render(), content_type=CONTENT_TYPE_LATEST)
+            # (the content type carries a charset: aiohttp wants it as a header, not an argument)
+            return self.bytes(ctx.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

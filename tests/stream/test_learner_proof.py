@@ -18,9 +18,6 @@ Both runs also check label maturation: every label the learner learned equals
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -30,7 +27,7 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
-from test_worker_e2e import DATA, ROOT, _cleanup, _env, _start_worker, _stop
+from test_worker_e2e import _cleanup, _env, _start_worker, _stop
 
 from offline.events import first_purchases
 from offline.labels import invoice_table, outcomes
@@ -39,7 +36,7 @@ from schemas.invoice import InvoiceEvent
 from schemas.scored import CustomerScored
 from stream.aggregates import event_time
 from stream.learner import OnlineStore
-from stream.replay import load_events, produce
+from stream.replay import produce
 from stream.store import CustomerStore
 from stream.topics import ensure_topics
 
@@ -50,25 +47,6 @@ SHIFT = datetime(2010, 9, 1)
 FACTOR = 3
 #: The learner's settings in this test: quick ticks, so the online model follows the replay.
 LEARNER_ENV = {"BASKETCAST_LEARNER_INTERVAL_S": "0.2", "BASKETCAST_ONLINE_RELOAD_S": "0.2"}
-
-
-@pytest.fixture(scope="session")
-def bundle90(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("BASKETCAST_TEST_BUNDLE_90")
-    if given:
-        return Path(given)
-    out = tmp_path_factory.mktemp("bundle90") / "model"
-    subprocess.run(
-        [sys.executable, "-m", "stream.cli", "train", "--data", str(DATA), "--out", str(out),
-         "--horizon-days", str(HORIZON), "--no-progress"],
-        check=True, cwd=ROOT, timeout=1800,
-    )
-    return out
-
-
-@pytest.fixture(scope="session")
-def log_events() -> list[InvoiceEvent]:
-    return load_events(DATA)
 
 
 def shifted(events: list[InvoiceEvent], since: datetime, factor: int) -> list[InvoiceEvent]:
