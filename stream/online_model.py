@@ -6,7 +6,9 @@ known; `OnlineModel.learn` updates, one customer at a time:
 
 - a correction of the batch spend forecast: a River `LinearRegression` on the residual
   (realised - batch spend) with an absolute loss (spend is zero-inflated and heavy-tailed: a
-  squared loss chases the few big spenders), over the batch forecast itself (log1p spend,
+  squared loss chases the few big spenders; an absolute loss aims at the median, which is
+  what minimises the MAE, so the correction also beats the batch model's mean-type forecast
+  on MAE without any drift), over the batch forecast itself (log1p spend,
   p_repeat, log1p orders), the batch segment (one-hot) and a few first-purchase features;
 - the same for the orders forecast;
 - a River `LogisticRegression` for the repeat probability over the same inputs.
@@ -69,11 +71,11 @@ class OnlineForecast:
     corrected: bool
 
 
-def _regressor(lr: float) -> compose.Pipeline:
+def _regressor(lr: float, intercept_lr: float) -> compose.Pipeline:
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LinearRegression(
-            optimizer=optim.SGD(lr), loss=optim.losses.Absolute(), intercept_lr=lr
+            optimizer=optim.SGD(lr), loss=optim.losses.Absolute(), intercept_lr=intercept_lr
         ),
     )
 
@@ -88,9 +90,12 @@ def _classifier(lr: float) -> compose.Pipeline:
 class OnlineModel:
     """Online correction of the batch forecast; see the module docstring.
 
-    Parameters: `lr` (SGD learning rate of the regressors), `min_labels` (labels learned before
-    the correction may take over), `window` (labels over which the batch and online errors
-    are compared), `features` (first-purchase features used besides the batch forecast).
+    Parameters: `lr` (SGD learning rate of the regressors' weights, on standardised inputs),
+    `min_labels` (labels learned before the correction may take over), `window` (labels over
+    which the batch and online errors are compared), `features` (first-purchase features used
+    besides the batch forecast), `intercept_lr` (learning rate of the spend correction's
+    intercept, in GBP per label: with an absolute loss each label moves it by at most this;
+    2 to 10 gave the same MAE on the proof replay, 0.1 was 3% worse on the shifted part).
     """
 
     def __init__(
@@ -99,8 +104,10 @@ class OnlineModel:
         min_labels: int = 50,
         window: int = 300,
         features: tuple[str, ...] = FIRST_PURCHASE_FEATURES,
+        intercept_lr: float = 5.0,
     ) -> None:
         self.lr = lr
+        self.intercept_lr = intercept_lr
         self.min_labels = min_labels
         self.window = window
         self.features = tuple(features)
@@ -110,8 +117,8 @@ class OnlineModel:
 
     def reset(self) -> None:
         """Forget the corrections: relearn from the next label on."""
-        self.spend_ = _regressor(self.lr)
-        self.orders_ = _regressor(self.lr)
+        self.spend_ = _regressor(self.lr, self.intercept_lr)
+        self.orders_ = _regressor(self.lr, self.lr)
         self.repeat_ = _classifier(self.lr)
         self.n_since_reset_ = 0
         self.reset_window()

@@ -149,6 +149,8 @@ def _evaluate(scores: list[CustomerScored], truth: pd.DataFrame, since: datetime
         "mae_online": float((ev["spend"] - ev["online"]).abs().mean()),
         "share_corrected": float(ev["corrected"].mean()),
         "mean_spend": float(ev["spend"].mean()),
+        "mean_batch": float(ev["batch"].mean()),
+        "mean_online": float(ev["online"].mean()),
     }
 
 
@@ -180,8 +182,9 @@ async def test_shifted_log_raises_drift_after_the_shift_and_online_beats_batch(
     times = [d.event_time.isoformat() for d in drifts]
     print(f"\nshifted x{FACTOR} from {SHIFT:%Y-%m-%d}: drift at {times}; on {fig['n']} customers "
           f"first seen since: spend MAE batch {fig['mae_batch']:.1f}, online "
-          f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}, mean actual "
-          f"{fig['mean_spend']:.1f}); labels learned {len(learned)}; {seconds:.0f} s")
+          f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}); mean spend actual "
+          f"{fig['mean_spend']:.1f}, batch {fig['mean_batch']:.1f}, online "
+          f"{fig['mean_online']:.1f}; labels learned {len(learned)}; {seconds:.0f} s")
     assert drifts, "no ModelDrift on the shifted log"
     assert all(d.event_time.replace(tzinfo=None) >= SHIFT for d in drifts), times
     assert fig["mae_online"] < fig["mae_batch"], fig
@@ -200,6 +203,7 @@ async def test_unshifted_log_raises_no_drift(
     fig = _evaluate(scores, truth, SHIFT, max(ev.invoiced_at for ev in log_events))
     print(f"\nunshifted: drift events {len(drifts)}; on {fig['n']} customers first seen since "
           f"{SHIFT:%Y-%m-%d}: spend MAE batch {fig['mae_batch']:.1f}, online "
-          f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}); labels learned "
-          f"{len(learned)}; {seconds:.0f} s")
+          f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}); mean spend actual "
+          f"{fig['mean_spend']:.1f}, batch {fig['mean_batch']:.1f}, online "
+          f"{fig['mean_online']:.1f}; labels learned {len(learned)}; {seconds:.0f} s")
     assert not drifts, [d.model_dump() for d in drifts]
