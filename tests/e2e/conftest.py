@@ -84,10 +84,19 @@ def full_oracle(bundle_dir: Path, shipped_log: Path,
 
 
 @pytest.fixture(scope="session")
-def full_expected(full_events: list, category_of) -> pd.DataFrame:
+def horizon_days(bundle_dir: Path) -> int:
+    import json
+
+    return int(json.loads((bundle_dir / "model_card.json").read_text())["horizon_days"])
+
+
+@pytest.fixture(scope="session")
+def full_expected(full_events: list, category_of, full_oracle: pd.DataFrame,
+                  horizon_days: int) -> pd.DataFrame:
     from e2e_harness import expected_state
 
-    return expected_state(full_events, category_of)
+    return expected_state(full_events, category_of, dict(full_oracle["invoice_id"]),
+                          horizon_days)
 
 
 # --- a private Kafka broker and Redis ----------------------------------------------------------

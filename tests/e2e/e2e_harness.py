@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -410,9 +410,13 @@ def check_scores(outputs: Outputs, oracle: pd.DataFrame) -> ScoreCheck:
 # --- oracle 2: the Redis state -------------------------------------------------------------------
 
 
-def expected_state(events: Iterable[InvoiceEvent], category_of) -> pd.DataFrame:
+def expected_state(events: Iterable[InvoiceEvent], category_of,
+                   firsts: Mapping[str, str] | None = None,
+                   horizon_days: int | None = None) -> pd.DataFrame:
     """Per customer, with pandas from the log: the figures the Lua script keeps, and the set of
-    applied invoice ids."""
+    applied invoice ids. With `firsts` (customer -> first purchase, from the batch scorer) and
+    `horizon_days`, also the horizon label so far: h_orders, h_spend, h_items over the invoices
+    after the first purchase (in log order) up to first purchase + horizon, inclusive."""
     rows = []
     for ev in events:
         if ev.customer_id is None:
@@ -442,6 +446,20 @@ def expected_state(events: Iterable[InvoiceEvent], category_of) -> pd.DataFrame:
     out = agg.join(kinds).join(cats)
     cat_cols = [c for c in out.columns if c.startswith("cat_")]
     out[cat_cols] = out[cat_cols].fillna(0.0)
+    if firsts is not None and horizon_days is not None:
+        df["pos"] = range(len(df))  # log order
+        fp = (df[df["invoice_id"] == df["customer_id"].map(firsts)].groupby("customer_id")
+              .first()[["ts", "pos"]].rename(columns={"ts": "fp_ts", "pos": "fp_pos"}))
+        df = df.join(fp, on="customer_id")
+        window = df[(df["pos"] > df["fp_pos"])
+                    & (df["ts"] <= df["fp_ts"] + horizon_days * 86400.0)]
+        labels = window.groupby("customer_id").agg(
+            h_orders=("kind", lambda k: int((k == "P").sum())), h_spend=("spend", "sum"),
+            h_items=("items", "sum"))
+        out = out.join(labels)
+        scored = out.index.isin(list(firsts))
+        for col in ("h_orders", "h_spend", "h_items"):
+            out.loc[scored, col] = out.loc[scored, col].fillna(0)
     return out
 
 
@@ -505,6 +523,10 @@ async def check_redis(client: aioredis.Redis, prefix: str, expected: pd.DataFram
         for col in (c for c in expected.columns if c.startswith("cat_")):
             assert cats.get(col, 0.0) == pytest.approx(row[col], abs=1e-6), (cid, col)
         assert ("fp_invoice" in state) == (str(cid) in scored), cid
+        if "h_orders" in expected.columns and str(cid) in scored:
+            assert int(state["h_orders"]) == row["h_orders"], (cid, "h_orders")
+            assert int(state["h_items"]) == row["h_items"], (cid, "h_items")
+            assert float(state["h_spend"]) == pytest.approx(row["h_spend"], abs=1e-6), cid
     store = CustomerStore(client, prefix)
     assert await client.zcard(store.maturation_key) == len(scored)
     return len(want)

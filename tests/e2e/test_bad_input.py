@@ -63,7 +63,7 @@ def generate_malformed(base: list[bytes], n: int) -> list[tuple[bytes, str, str]
 @pytest.mark.timeout(900)
 async def test_bad_input_soak(kafka_bootstrap: str, redis_url: str, unique_id: str,
                               bundle_dir: Path, shipped_log: Path, full_events: list,
-                              category_of, tmp_path: Path) -> None:
+                              category_of, horizon_days: int, tmp_path: Path) -> None:
     path, events = write_slice(shipped_log, tmp_path / "slice.parquet", VALID, full_events)
     oracle = batch_scores(bundle_dir, path, tmp_path / "oracle.parquet")
     valid = [encode(ev) for ev in events]
@@ -102,8 +102,9 @@ async def test_bad_input_soak(kafka_bootstrap: str, redis_url: str, unique_id: s
                 (value, reason) for value, _, reason in bad)
             # every valid one scored as the batch scorer does, and counted in Redis
             check = check_scores(out, oracle)
-            await check_redis(client, run.run_id, expected_state(events, category_of),
-                              oracle.index)
+            expected = expected_state(events, category_of, dict(oracle["invoice_id"]),
+                                      horizon_days)
+            await check_redis(client, run.run_id, expected, oracle.index)
             # the worker never restarted
             assert worker.alive() and worker.pid == pid and worker.starts == 1
             assert worker.crash_lines() == []

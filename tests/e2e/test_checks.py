@@ -85,6 +85,17 @@ def test_expected_state_counts_each_invoice_by_kind() -> None:
     assert row["invoices"] == ["1", "3", "C2"]
 
 
+def test_expected_state_horizon_label() -> None:
+    def ev(inv: str, qty: int, day: int, code: str = "85048") -> InvoiceEvent:
+        return InvoiceEvent(invoice_id=inv, customer_id="7", invoiced_at=datetime(2010, 1, day),
+                            lines=(InvoiceLine(stock_code=code, quantity=qty, unit_price=2.0),))
+
+    events = [ev("0", 1, 1, "POST"), ev("1", 3, 2), ev("C2", -1, 3), ev("3", 2, 5), ev("4", 5, 20)]
+    row = expected_state(events, lambda c, d: 0, {"7": "1"}, horizon_days=10).loc["7"]
+    # after the first purchase "1", within 10 days: C2 and 3 (not 0 before it, not 4 after)
+    assert (row["h_orders"], row["h_spend"], row["h_items"]) == (1, 2.0, 1)
+
+
 @pytest.mark.integration
 async def test_check_redis_catches_a_double_count_and_a_missing_customer(
     redis_url: str, unique_id: str,

@@ -84,7 +84,7 @@ def variants(shipped_log: Path, full_events: list,
 @pytest.mark.timeout(900)
 async def test_replay_of_csv_and_excel_in_the_old_naming(
     kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path, category_of,
-    variants: dict, tmp_path: Path,
+    horizon_days: int, variants: dict, tmp_path: Path,
 ) -> None:
     canonical = variants["canonical"]
     oracle = batch_scores(bundle_dir, canonical, tmp_path / "oracle.parquet")
@@ -105,7 +105,7 @@ async def test_replay_of_csv_and_excel_in_the_old_naming(
             for kind in ("csv", "xlsx")}
     workers = {kind: WorkerProc(run, bundle_dir, tmp_path, f"worker-{kind}")
                for kind, run in runs.items()}
-    expected = expected_state(events, category_of)
+    expected = expected_state(events, category_of, dict(oracle["invoice_id"]), horizon_days)
     client = aioredis.from_url(redis_url)
     try:
         for run in runs.values():

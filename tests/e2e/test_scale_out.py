@@ -67,10 +67,11 @@ def _without_wall_clock(outputs: Outputs) -> dict[str, dict]:
 @pytest.mark.timeout(900)
 async def test_two_workers_equal_one(kafka_bootstrap: str, redis_url: str, unique_id: str,
                                      bundle_dir: Path, shipped_log: Path, full_events: list,
-                                     category_of, tmp_path: Path) -> None:
+                                     category_of, horizon_days: int,
+                                     tmp_path: Path) -> None:
     path, events = write_slice(shipped_log, tmp_path / "slice.parquet", INVOICES, full_events)
     oracle = batch_scores(bundle_dir, path, tmp_path / "oracle.parquet")
-    expected = expected_state(events, category_of)
+    expected = expected_state(events, category_of, dict(oracle["invoice_id"]), horizon_days)
     one = Run(f"{unique_id}-a", kafka_bootstrap, redis_url, partitions=4)
     two = Run(f"{unique_id}-b", kafka_bootstrap, redis_url, partitions=4)
     solo = WorkerProc(one, bundle_dir, tmp_path, "solo")
