@@ -60,10 +60,15 @@ else:
 """
 
 
+#: End markers carry the first invoice's time, so they never advance the event-time watermarks
+#: (and with them label maturation) beyond the replayed log.
+MARKER_TIME = datetime(2009, 12, 1)
+
+
 def marker(partition: int, run: str, i: int) -> tuple[bytes, bytes]:
     ev = InvoiceEvent(
         invoice_id=f"M{i}{partition:04d}", customer_id=f"9{partition:03d}{i:05d}",
-        invoiced_at=datetime(2011, 12, 31), country="United Kingdom",
+        invoiced_at=MARKER_TIME, country="United Kingdom",
         lines=(InvoiceLine(stock_code="85048", description="MARKER", quantity=1, unit_price=1.0),),
     )
     return encode(ev)  # type: ignore[return-value]
