@@ -43,7 +43,11 @@ class OnlineScore(BaseModel):
 
     p_repeat: float = Field(ge=0.0, le=1.0)
     expected_orders: float = Field(ge=0.0)
-    expected_spend: float = Field(ge=0.0)
+    expected_spend: float = Field(
+        ge=0.0, description="spend correction aimed at the absolute error (median-like)")
+    expected_spend_mean: float = Field(
+        ge=0.0, description="batch spend x recent realised/forecast spend: calibrated in the "
+                            "mean, for totals and budgets")
     corrected: bool
     model_version: int = Field(ge=0, description="version of the online model in Redis")
 

@@ -13,6 +13,10 @@ known; `OnlineModel.learn` updates, one customer at a time:
 - the same for the orders forecast;
 - a River `LogisticRegression` for the repeat probability over the same inputs.
 
+Besides, `expected_spend_mean` scales the batch spend by realised / forecast spend summed
+over the recent labels: a forecast calibrated in the mean, for totals and budgets (the
+MAE-oriented correction is biased low on a zero-inflated target, by design).
+
 The corrected forecast "takes over" only while it is better: the model keeps the recent mean
 absolute spend error of the batch forecast and of its own forecast, each measured
 prequentially (predict, then learn), and `forecast` returns the correction only while its
@@ -69,6 +73,7 @@ class OnlineForecast:
     expected_orders: float
     expected_spend: float
     corrected: bool
+    expected_spend_mean: float = 0.0  # the batch spend x the recent realised/forecast ratio
 
 
 def _regressor(lr: float, intercept_lr: float) -> compose.Pipeline:
@@ -129,6 +134,8 @@ class OnlineModel:
         """Forget the recent errors: the take-over decision starts again from the next label."""
         self.mae_batch_ = utils.Rolling(stats.Mean, window_size=self.window)
         self.mae_online_ = utils.Rolling(stats.Mean, window_size=self.window)
+        self.sum_actual_ = utils.Rolling(stats.Sum, window_size=self.window)
+        self.sum_batch_ = utils.Rolling(stats.Sum, window_size=self.window)
         self.n_window_ = 0
 
     def _x(self, batch: BatchForecast, features: dict[str, Any]) -> dict[str, float]:
@@ -151,7 +158,15 @@ class OnlineModel:
         p = self.repeat_.predict_proba_one(x).get(True, batch.p_repeat)
         if self.n_since_reset_ == 0:
             p = batch.p_repeat
-        return OnlineForecast(round(float(p), 6), round(orders, 4), round(spend, 2), True)
+        return OnlineForecast(round(float(p), 6), round(orders, 4), round(spend, 2), True,
+                              self.mean_spend(batch))
+
+    def mean_spend(self, batch: BatchForecast) -> float:
+        """The batch spend scaled by realised / forecast spend summed over the recent labels:
+        calibrated in the mean (for totals and budgets), where `correct` aims at MAE."""
+        forecast = self.sum_batch_.get()
+        factor = self.sum_actual_.get() / forecast if forecast > 0 else 1.0
+        return round(max(batch.expected_spend, 0.0) * factor, 2)
 
     @property
     def taken_over(self) -> bool:
@@ -168,7 +183,8 @@ class OnlineModel:
             return None
         if self.taken_over:
             return self.correct(batch, features)
-        return OnlineForecast(batch.p_repeat, batch.expected_orders, batch.expected_spend, False)
+        return OnlineForecast(batch.p_repeat, batch.expected_orders, batch.expected_spend, False,
+                              self.mean_spend(batch))
 
     def learn(
         self, batch: BatchForecast, features: dict[str, Any], orders: int, spend: float
@@ -181,6 +197,8 @@ class OnlineModel:
         else:
             self.mae_online_.update(abs(spend - batch.expected_spend))
         self.mae_batch_.update(abs(spend - batch.expected_spend))
+        self.sum_actual_.update(spend)
+        self.sum_batch_.update(max(batch.expected_spend, 0.0))
         self.n_window_ += 1
         self.spend_.learn_one(x, spend - batch.expected_spend)
         self.orders_.learn_one(x, float(orders) - batch.expected_orders)

@@ -58,6 +58,7 @@ class ServedModel:
             models.append(f"online:{version}")
         return OnlineScore(
             p_repeat=min(max(f.p_repeat, 0.0), 1.0), expected_orders=f.expected_orders,
-            expected_spend=max(f.expected_spend, 0.0), corrected=f.corrected,
+            expected_spend=max(f.expected_spend, 0.0),
+            expected_spend_mean=max(f.expected_spend_mean, 0.0), corrected=f.corrected,
             model_version=version,
         ), models

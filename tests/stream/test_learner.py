@@ -172,6 +172,7 @@ def test_online_model_takes_over_only_when_better() -> None:
         m.learn(b, {}, 3, 1000.0)
     f = m.forecast(b, {})
     assert f is not None and f.corrected and f.expected_spend > 100.0
+    assert f.expected_spend_mean == pytest.approx(1000.0)  # calibrated in the mean: x10
 
 
 def test_online_model_round_trips_and_the_served_copy_swaps() -> None:

@@ -139,6 +139,7 @@ def _evaluate(scores: list[CustomerScored], truth: pd.DataFrame, since: datetime
     df = pd.DataFrame([{
         "customer_id": s.customer_id, "batch": s.expected_spend,
         "online": s.online.expected_spend if s.online else s.expected_spend,
+        "online_mean": s.online.expected_spend_mean if s.online else s.expected_spend,
         "corrected": bool(s.online and s.online.corrected),
     } for s in scores]).set_index("customer_id").join(truth, how="inner")
     due = df["invoiced_at"] + pd.Timedelta(days=HORIZON)
@@ -151,6 +152,8 @@ def _evaluate(scores: list[CustomerScored], truth: pd.DataFrame, since: datetime
         "mean_spend": float(ev["spend"].mean()),
         "mean_batch": float(ev["batch"].mean()),
         "mean_online": float(ev["online"].mean()),
+        "mean_online_mean": float(ev["online_mean"].mean()),
+        "mae_online_mean": float((ev["spend"] - ev["online_mean"]).abs().mean()),
     }
 
 
@@ -184,7 +187,9 @@ async def test_shifted_log_raises_drift_after_the_shift_and_online_beats_batch(
           f"first seen since: spend MAE batch {fig['mae_batch']:.1f}, online "
           f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}); mean spend actual "
           f"{fig['mean_spend']:.1f}, batch {fig['mean_batch']:.1f}, online "
-          f"{fig['mean_online']:.1f}; labels learned {len(learned)}; {seconds:.0f} s")
+          f"{fig['mean_online']:.1f}, online mean-calibrated {fig['mean_online_mean']:.1f} "
+          f"(its MAE {fig['mae_online_mean']:.1f}); labels learned {len(learned)}; "
+          f"{seconds:.0f} s")
     assert drifts, "no ModelDrift on the shifted log"
     assert all(d.event_time.replace(tzinfo=None) >= SHIFT for d in drifts), times
     assert fig["mae_online"] < fig["mae_batch"], fig
@@ -205,5 +210,7 @@ async def test_unshifted_log_raises_no_drift(
           f"{SHIFT:%Y-%m-%d}: spend MAE batch {fig['mae_batch']:.1f}, online "
           f"{fig['mae_online']:.1f} (corrected {fig['share_corrected']:.0%}); mean spend actual "
           f"{fig['mean_spend']:.1f}, batch {fig['mean_batch']:.1f}, online "
-          f"{fig['mean_online']:.1f}; labels learned {len(learned)}; {seconds:.0f} s")
+          f"{fig['mean_online']:.1f}, online mean-calibrated {fig['mean_online_mean']:.1f} "
+          f"(its MAE {fig['mae_online_mean']:.1f}); labels learned {len(learned)}; "
+          f"{seconds:.0f} s")
     assert not drifts, [d.model_dump() for d in drifts]
