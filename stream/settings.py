@@ -28,6 +28,10 @@ ENV_VARS: dict[str, tuple[str, str, str]] = {
     "BASKETCAST_WEB_PORT": ("web_port", "6066", "port of the worker's web server"),
     "BASKETCAST_APP_ID": ("app_id", "basketcast", "Faust app id (consumer group)"),
     "BASKETCAST_REDIS_PREFIX": ("redis_prefix", "", "prefix of every Redis key (isolates runs)"),
+    "BASKETCAST_BATCH_MAX": ("batch_max", "2000", "most invoices in one micro-batch"),
+    "BASKETCAST_BATCH_WITHIN_MS": (
+        "batch_within_ms", "20", "longest wait (ms) to fill a micro-batch"
+    ),
     "BASKETCAST_SERVICES_DIR": (
         "services_dir", ".cache", "where local Kafka/Redis keep jars, data, logs, pids"
     ),
@@ -47,6 +51,8 @@ class Settings:
     web_port: int
     app_id: str
     redis_prefix: str
+    batch_max: int
+    batch_within_ms: int
     services_dir: Path
 
     @classmethod

@@ -30,7 +30,10 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     serve_single_threaded(bundle)
     log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
     store = CustomerStore(aioredis.from_url(settings.redis_url), settings.redis_prefix)
-    return create_app(settings, BatchProcessor(store, Scorer(bundle)))
+    return create_app(
+        settings, BatchProcessor(store, Scorer(bundle)),
+        batch_max=settings.batch_max, batch_within=settings.batch_within_ms / 1000,
+    )
 
 
 def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> int:
