@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import doctest
 import json
 import random
 
 import pytest
 from fake_redis import FakeRedis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stream.drift
 import stream.learner
@@ -216,3 +219,35 @@ async def test_the_slowest_partition_holds_maturation_back() -> None:
     assert (await lrn.step()).learned == 10
     await redis.zadd("p:watermark", {"partition:1": T0 + 29 * DAY + H}, gt=True)
     assert (await lrn.step()).learned == 20
+
+
+@settings(max_examples=25, deadline=None)
+@given(max_batch=st.integers(1, 50), steps=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+       lateness_days=st.integers(0, 3))
+def test_any_pace_of_watermarks_and_batches_learns_the_same(
+    max_batch: int, steps: list[int], lateness_days: int,
+) -> None:
+    """Whatever the watermark's pace (replay speed) and the step size, once the watermark has
+    passed every label the learner has learned the same labels in the same order."""
+
+    async def run(paced: bool) -> tuple:
+        rng = random.Random(3)
+        spends = [rng.choice([0.0, 30.0, 250.0, 1500.0]) for _ in range(120)]
+        redis = FakeRedis()
+        await seed(redis, 120, spends.__getitem__)
+        lrn = learner(redis, max_batch=max_batch if paced else 5000,
+                      lateness_s=lateness_days * DAY)
+        if paced:
+            day = 0
+            for step in steps:
+                day += step
+                await watermark(redis, T0 + day * DAY + H)
+                await lrn.step()
+        await watermark(redis, T0 + 200 * DAY + H)
+        while (await lrn.step()).learned:
+            pass
+        probe = BatchForecast(2, 0.4, 1.5, 300.0)
+        return (lrn.state.learned, lrn.state.model.correct(probe, {"n_lines": 2}),
+                await redis.hgetall("p:online:labels") != {})
+
+    assert asyncio.run(run(True)) == asyncio.run(run(False))
