@@ -34,6 +34,7 @@ The hash `{prefix}online:labels`: customer id -> "orders spend version", the lab
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -305,33 +306,8 @@ class Learner:
             pipe.hmget(self.store.keys(cid)[0], ["score", "features", "h_orders", "h_spend",
                                                  "fp_at"])
         rows = await pipe.execute() if members else []
-        detections: list[Detection] = []
-        learned: dict[str, str] = {}
-        for (_cid, due), (score, features, h_orders, h_spend, fp_at) in zip(
-                members, rows, strict=True):
-            if score is None or fp_at is None:
-                state.missing += 1
-                continue
-            fp = float(fp_at)
-            if state.origin is None:  # the first label to mature: the earliest first purchase
-                state.origin = fp
-            if fp < state.origin + self.config.warmup_days * DAY:
-                state.skipped_warmup += 1
-                result.skipped += 1
-                continue
-            doc = json.loads(score)
-            batch = BatchForecast(int(doc["segment"]), float(doc["p_repeat"]),
-                                  float(doc["expected_orders"]), float(doc["expected_spend"]))
-            orders = int(h_orders or 0)
-            spend = max(float(h_spend or 0.0), 0.0)
-            hit = state.monitor.update(spend, batch.expected_spend, due)
-            if hit is not None:
-                detections.append(hit)
-                self._act(state)
-            state.model.learn(batch, json.loads(features) if features else {}, orders, spend)
-            learned[_cid] = f"{orders} {spend!r} {state.version + 1}"
-            state.learned += 1
-            result.learned += 1
+        # CPU work (River updates) off the event loop, so the scorer keeps being served
+        detections, learned = await asyncio.to_thread(self._learn, state, members, rows, result)
         state.cursor = cursor
         result.cursor = cursor
         if result.learned:
@@ -365,6 +341,38 @@ class Learner:
             if self.emit is not None:
                 await self.emit(d)
         return result
+
+    def _learn(self, state: LearnerState, members: list[tuple[str, float]], rows: list,
+               result: StepResult) -> tuple[list[Detection], dict[str, str]]:
+        """Feed matured labels, in order, to the drift monitor and the online model."""
+        detections: list[Detection] = []
+        learned: dict[str, str] = {}
+        for (_cid, due), (score, features, h_orders, h_spend, fp_at) in zip(
+                members, rows, strict=True):
+            if score is None or fp_at is None:
+                state.missing += 1
+                continue
+            fp = float(fp_at)
+            if state.origin is None:  # the first label to mature: the earliest first purchase
+                state.origin = fp
+            if fp < state.origin + self.config.warmup_days * DAY:
+                state.skipped_warmup += 1
+                result.skipped += 1
+                continue
+            doc = json.loads(score)
+            batch = BatchForecast(int(doc["segment"]), float(doc["p_repeat"]),
+                                  float(doc["expected_orders"]), float(doc["expected_spend"]))
+            orders = int(h_orders or 0)
+            spend = max(float(h_spend or 0.0), 0.0)
+            hit = state.monitor.update(spend, batch.expected_spend, due)
+            if hit is not None:
+                detections.append(hit)
+                self._act(state)
+            state.model.learn(batch, json.loads(features) if features else {}, orders, spend)
+            learned[_cid] = f"{orders} {spend!r} {state.version + 1}"
+            state.learned += 1
+            result.learned += 1
+        return detections, learned
 
     def _act(self, state: LearnerState) -> None:
         if self.config.drift_action == "reset_window":
