@@ -1,7 +1,10 @@
 """Next-year forecast from the first purchase: a hurdle model blended with a Poisson GBM.
 
-- ``p_repeat``: P(orders >= 1), a shallow gradient-boosted classifier (small data: depth 2,
-  slow learning rate, large leaves).
+- ``p_repeat``: P(orders >= 1), an additive gradient-boosted classifier (depth-1 stumps, so no
+  interactions: small data; large leaves). Chosen by repeated 5-fold CV on the fit customers:
+  stumps 0.641 AUC vs 0.627 for depth 2, on a plateau over learning rate / iterations / leaf
+  size; product- and country-level repeat rates (out-of-fold, smoothed), wholesale, month-end
+  and Christmas-item features did not help.
 - ``expected_orders``: a Poisson-loss gradient-boosted regressor.
 - ``expected_spend``: ``w * p_repeat * E[spend | repeat] + (1 - w) * poisson_gbm``, where
   E[spend | repeat] is a lognormal (ridge regression on log spend over log-scaled, winsorised
@@ -77,12 +80,16 @@ class NextYearForecaster(BaseEstimator):
     hurdle_weight : weight ``w`` of the hurdle (lognormal) part of ``expected_spend``.
     ridge_alpha : regularisation of the log-spend ridge regression.
     learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, l2_regularization : of the
-        Poisson GBMs. The repeat classifier is shallower (depth 2, 200 slow iterations).
+        Poisson GBMs.
+    repeat_max_depth, repeat_learning_rate, repeat_max_iter, repeat_min_samples_leaf : of the
+        repeat classifier (stumps by default: an additive model).
     """
 
     def __init__(self, hurdle_weight: float = 0.7, ridge_alpha: float = 10.0,
                  learning_rate: float = 0.05, max_iter: int = 150, max_leaf_nodes: int = 7,
                  min_samples_leaf: int = 40, l2_regularization: float = 1.0,
+                 repeat_max_depth: int = 1, repeat_learning_rate: float = 0.05,
+                 repeat_max_iter: int = 200, repeat_min_samples_leaf: int = 100,
                  random_state: int = 0) -> None:
         self.hurdle_weight = hurdle_weight
         self.ridge_alpha = ridge_alpha
@@ -91,6 +98,10 @@ class NextYearForecaster(BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.repeat_max_depth = repeat_max_depth
+        self.repeat_learning_rate = repeat_learning_rate
+        self.repeat_max_iter = repeat_max_iter
+        self.repeat_min_samples_leaf = repeat_min_samples_leaf
         self.random_state = random_state
 
     def _gbm(self) -> dict[str, float | int]:
@@ -105,7 +116,8 @@ class NextYearForecaster(BaseEstimator):
         self.columns_ = list(x.columns)
         repeat = orders >= 1
         self.repeat_ = HistGradientBoostingClassifier(
-            max_depth=2, learning_rate=0.03, max_iter=200, min_samples_leaf=50,
+            max_depth=self.repeat_max_depth, learning_rate=self.repeat_learning_rate,
+            max_iter=self.repeat_max_iter, min_samples_leaf=self.repeat_min_samples_leaf,
             early_stopping=False, random_state=self.random_state).fit(x, repeat)
         self.orders_ = HistGradientBoostingRegressor(loss="poisson", **self._gbm()).fit(x, orders)
         self.spend_ = HistGradientBoostingRegressor(loss="poisson", **self._gbm()).fit(x, spend)

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["codes", "load", "events", "text", "categories", "features", "clean", "labels",
-           "metrics", "forecast", "bundle"]
+           "metrics", "forecast", "forecast_cv", "bundle"]
 
 
 @pytest.mark.parametrize("name", MODULES)
