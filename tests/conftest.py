@@ -11,10 +11,15 @@ key prefix so tests never see each other's data.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +27,7 @@ from stream.services import kafka_answers, redis_answers
 from stream.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _docker_engine_answers() -> bool:
@@ -92,3 +98,51 @@ def unique_id(request: pytest.FixtureRequest) -> str:
     """A short id unique to this test: for topic names, group ids and Redis key prefixes."""
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
     return f"t-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def shipped_log_path() -> Path:
+    """The shipped log: $BASKETCAST_DATA, else `../shared/data/` beside the repository."""
+    given = os.environ.get("BASKETCAST_DATA")
+    return Path(given) if given else ROOT.parent / "shared" / "data" / "online_retail_ii.parquet"
+
+
+@pytest.fixture(scope="session")
+def shipped_log() -> Path:
+    path = shipped_log_path()
+    if not path.exists():
+        pytest.fail(f"the shipped log is missing: {path} (set BASKETCAST_DATA)")
+    return path
+
+
+def _fingerprint(data: Path) -> str:
+    """Data + training code: a cached bundle is reused only while both are unchanged."""
+    h = hashlib.sha256(data.read_bytes())
+    for src in sorted([*(ROOT / "offline").glob("*.py"), *(ROOT / "schemas").glob("*.py")]):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(shipped_log: Path) -> Path:
+    """A real bundle trained on the shipped log: $BASKETCAST_TEST_BUNDLE, else trained once and
+    cached under .cache/e2e/ (keyed by the data and the training code)."""
+    given = os.environ.get("BASKETCAST_TEST_BUNDLE")
+    if given:
+        return Path(given)
+    cache = ROOT / ".cache" / "e2e"
+    out = cache / f"bundle-{_fingerprint(shipped_log)}"
+    if (out / "model_card.json").exists():
+        return out
+    tmp = cache / f"training-{uuid.uuid4().hex[:8]}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "stream.cli", "train", "--data", str(shipped_log), "--out",
+         str(tmp), "--no-progress"],
+        check=True, cwd=ROOT, timeout=1800, capture_output=True,
+    )
+    try:
+        tmp.rename(out)
+    except OSError:  # another session finished first: use its bundle
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -4,61 +4,13 @@ and a private Kafka broker + Redis that a test may stop and start without distur
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from e2e_harness import ROOT, batch_scores, data_path, free_port
-
-
-def _fingerprint(data: Path) -> str:
-    """Data + training code: a cached bundle is reused only while both are unchanged."""
-    h = hashlib.sha256(data.read_bytes())
-    for src in sorted([*(ROOT / "offline").glob("*.py"), *(ROOT / "schemas").glob("*.py")]):
-        h.update(src.name.encode())
-        h.update(src.read_bytes())
-    return h.hexdigest()[:16]
-
-
-@pytest.fixture(scope="session")
-def shipped_log() -> Path:
-    path = data_path()
-    if not path.exists():
-        pytest.fail(f"the shipped log is missing: {path} (set BASKETCAST_DATA)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def bundle_dir(shipped_log: Path) -> Path:
-    """A real bundle trained on the shipped log: $BASKETCAST_TEST_BUNDLE, else trained once and
-    cached under .cache/e2e/ (keyed by the data and the training code)."""
-    given = os.environ.get("BASKETCAST_TEST_BUNDLE")
-    if given:
-        return Path(given)
-    cache = ROOT / ".cache" / "e2e"
-    out = cache / f"bundle-{_fingerprint(shipped_log)}"
-    if (out / "model_card.json").exists():
-        return out
-    tmp = cache / f"training-{uuid.uuid4().hex[:8]}"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "stream.cli", "train", "--data", str(shipped_log), "--out",
-         str(tmp), "--no-progress"],
-        check=True, cwd=ROOT, timeout=1800, capture_output=True,
-    )
-    try:
-        tmp.rename(out)
-    except OSError:  # another session finished first: use its bundle
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+from e2e_harness import batch_scores, free_port
 
 
 @pytest.fixture(scope="session")
