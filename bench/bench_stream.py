@@ -183,7 +183,7 @@ async def run(args: argparse.Namespace) -> dict:
     if args.fake_bundle:
         cmd = [sys.executable, "-c", FAKE_WORKER]
     else:
-        cmd = [sys.executable, "-m", "stream", "worker", "--model", str(args.model),
+        cmd = [sys.executable, "-m", "stream", "worker", "--model", str(args.model.resolve()),
                "--loglevel", "info"]
     procs = []
     result: dict = {"run": run_id, "n": len(records), "partitions": P,
