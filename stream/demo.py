@@ -134,19 +134,6 @@ def _observe(t: Tally, s: Settings, topic: str, value: bytes, ts_ms: int) -> Non
         t.drift_events += 1
 
 
-def _docker_engine_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - no engine
-        return False
-
-
 class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -173,7 +160,7 @@ class Demo:
     def services_up(self) -> None:
         from stream import services
 
-        if _docker_engine_answers():
+        if services.docker_engine_answers():
             print("demo: Docker engine found, starting kafka and redis with docker compose")
             subprocess.run(["docker", "compose", "up", "-d", "--wait", "kafka", "redis"],
                            check=True, cwd=REPO_ROOT)

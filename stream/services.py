@@ -133,6 +133,20 @@ def _tail(path: Path, lines: int = 30) -> str:
         return f"(no log at {path})"
 
 
+def docker_engine_answers() -> bool:
+    """True when a Docker engine answers a ping (then testcontainers / compose can be used)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no"
+        return False
+
+
 # --- Kafka -------------------------------------------------------------------------------------
 
 

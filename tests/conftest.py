@@ -23,24 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from stream.services import kafka_answers, redis_answers
+from stream.services import docker_engine_answers, kafka_answers, redis_answers
 from stream.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _docker_engine_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no"
-        return False
 
 
 def _missing(service: str, address: str) -> None:
@@ -56,7 +43,7 @@ def _missing(service: str, address: str) -> None:
 @pytest.fixture(scope="session")
 def _containers() -> Iterator[ExitStack | None]:
     use_docker = os.environ.get("BASKETCAST_TEST_USE_DOCKER", "auto")
-    if use_docker == "never" or not _docker_engine_answers():
+    if use_docker == "never" or not docker_engine_answers():
         yield None
         return
     with ExitStack() as stack:
