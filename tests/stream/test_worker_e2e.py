@@ -110,8 +110,9 @@ def _env(kafka_bootstrap: str, redis_url: str, unique_id: str) -> dict[str, str]
     }
 
 
-def _replay(env: dict[str, str], path: Path, cwd: Path, n: int) -> None:
-    cmd = [sys.executable, "-m", "stream", "replay", "--data", str(path), "--no-progress"]
+def _replay(env: dict[str, str], path: Path, cwd: Path, n: int, *window: str) -> None:
+    cmd = [sys.executable, "-m", "stream", "replay", "--data", str(path), "--no-progress",
+           *window]
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"replayed {n} invoices" in done.stdout
@@ -302,7 +303,10 @@ async def test_redis_outage_waits_logs_and_loses_nothing(
     server = PrivateRedis(redis_dir)
     server.start()
     env = _env(kafka_bootstrap, server.url, unique_id)
-    _replay(env, path, tmp_path, len(events))
+    # The later half is produced only once Redis is down, so the worker must meet the outage.
+    cut = events[len(events) // 2].invoiced_at.isoformat()
+    n_early = sum(ev.invoiced_at.isoformat() < cut for ev in events)
+    _replay(env, path, tmp_path, n_early, "--until", cut)
     oracle = score_log(bundle_dir, path).set_index("customer_id")
     log = tmp_path / "worker.log"
     consumer = _consumer(env, kafka_bootstrap, f"{unique_id}-reader")
@@ -312,6 +316,7 @@ async def test_redis_outage_waits_logs_and_loses_nothing(
         await consumer.start()
         first = await _read(consumer, 1, 240, worker, log)
         server.stop()
+        _replay(env, path, tmp_path, len(events) - n_early, "--since", cut)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while "event=redis_unavailable" not in log.read_text(errors="replace"):
