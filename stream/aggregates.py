@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from offline.events import is_first_purchase_candidate, product_lines
+from offline.events import product_lines
 from schemas.invoice import InvoiceEvent, InvoiceLine
 from stream.store import InvoiceOp
 
@@ -34,17 +34,6 @@ def event_time(when: datetime) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def invoice_kind(ev: InvoiceEvent, candidate: bool | None = None) -> str:
-    """P, C, A or O; `candidate` = `is_first_purchase_candidate(ev)` when already known."""
-    if ev.is_cancellation:
-        return "C"
-    if ev.is_adjustment:
-        return "A"
-    if candidate is None:
-        candidate = is_first_purchase_candidate(ev)
-    return "P" if candidate else "O"
 
 
 def classify(ev: InvoiceEvent) -> tuple[str, list[InvoiceLine]]:

@@ -51,7 +51,7 @@ from redis.exceptions import WatchError
 from schemas.drift import ModelDrift, drift_event_id
 from stream.drift import MONITORED, Detection, DriftMonitor
 from stream.online_model import BatchForecast, OnlineModel
-from stream.store import CustomerStore
+from stream.store import CustomerStore, _text
 
 log = logging.getLogger(__name__)
 
@@ -395,10 +395,6 @@ class Learner:
             online_model_version=online_version,
             detected_at=datetime.now(UTC),
         )
-
-
-def _text(v: object) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
 def _iso(ts: float) -> str:
