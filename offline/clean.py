@@ -100,7 +100,7 @@ def clean_log(df: pd.DataFrame) -> CleanLog:
     no_cust = d["customer_id"].isna()
     counts["rows_without_customer"] = int(no_cust.sum())
     d = d[~no_cust]
-    is_cancel = d["invoice_id"].str.upper().str.startswith("C")
+    is_cancel = is_cancel[~no_cust]
     neg_other = ~is_cancel & (d["quantity"] <= 0)
     counts["nonpositive_quantity_outside_cancellations"] = int(neg_other.sum())
     cancels = d[is_cancel & (d["quantity"] < 0)]

@@ -20,7 +20,6 @@ class CustomerTable:
     ids: pd.DataFrame  #: customer_id, invoice_id, first_purchase_at, in_cohort, holdout
     features: pd.DataFrame  #: first-purchase features
     labels: pd.DataFrame  #: orders, spend, repeat
-    first_events: list[InvoiceEvent]
 
 
 def build_customer_table(events: Sequence[InvoiceEvent], categoriser: Categoriser,
@@ -42,4 +41,4 @@ def build_customer_table(events: Sequence[InvoiceEvent], categoriser: Categorise
         inv, ids.rename(columns={"first_purchase_at": "invoiced_at"}), horizon_days
     ).reset_index(drop=True)
     feats = features_frame(fevents, categoriser)
-    return CustomerTable(ids=ids, features=feats, labels=labels, first_events=fevents)
+    return CustomerTable(ids=ids, features=feats, labels=labels)

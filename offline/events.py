@@ -17,7 +17,7 @@ False
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -122,11 +122,3 @@ def first_purchases(events: Iterable[InvoiceEvent]) -> dict[str, InvoiceEvent]:
             out[ev.customer_id] = ev
     return out
 
-
-def sort_key(ev: InvoiceEvent) -> tuple[object, str]:
-    """The order of the log: ``(invoiced_at, invoice_id)``."""
-    return (ev.invoiced_at, ev.invoice_id)
-
-
-def sorted_events(events: Sequence[InvoiceEvent]) -> list[InvoiceEvent]:
-    return sorted(events, key=sort_key)

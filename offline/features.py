@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date
+from statistics import median
 from typing import Protocol
 
 import pandas as pd
@@ -64,14 +65,6 @@ def feature_names(n_categories: int) -> list[str]:
     return [*BASE_FEATURES, *(f"cat_share_{c}" for c in range(n_categories))]
 
 
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if n == 0:
-        return 0.0
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
 def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[str, float]:
     """Features of a first purchase, from that invoice alone (see module docstring)."""
     lines = product_lines(ev)
@@ -104,7 +97,7 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
         "mean_unit_price": sum(prices) / len(prices),
         "max_unit_price": max(prices),
         "min_unit_price": min(prices),
-        "median_line_quantity": _median(qtys),
+        "median_line_quantity": median(qtys),
         "max_line_quantity": max(qtys),
         "max_line_value": max(values, default=0.0),
         "share_lines_qty12": sum(q >= 12 for q in qtys) / len(qtys) if pos else 0.0,

@@ -38,11 +38,8 @@ def collect_report_data(result: Any) -> dict[str, Any]:
     """Small aggregates for every figure, from a :class:`offline.train.TrainResult`."""
     a = result.artifacts
     raw: pd.DataFrame = a["raw"]
-    inv = raw.groupby("invoice_id").agg(
-        country=("country", "first"), at=("invoiced_at", "first"),
-        value=("quantity", lambda q: 0.0))
-    values = (raw["quantity"] * raw["unit_price"]).groupby(raw["invoice_id"]).sum()
-    inv["value"] = values
+    inv = raw.groupby("invoice_id").agg(country=("country", "first"), at=("invoiced_at", "first"))
+    inv["value"] = (raw["quantity"] * raw["unit_price"]).groupby(raw["invoice_id"]).sum()
     inv["cancel"] = inv.index.str.upper().str.startswith("C")
     purchases = inv[~inv["cancel"] & (inv["value"] > 0)]
     month = purchases["at"].dt.to_period("M").astype(str)

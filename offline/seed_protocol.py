@@ -76,7 +76,6 @@ def customer_features(lines: pd.DataFrame, count_scale: float = 1.0) -> pd.DataF
     g = baskets.groupby("customer_id")
     out = pd.DataFrame({"count": g.size() * count_scale, "min": g["value"].min(),
                         "max": g["value"].max(), "mean": g["value"].mean()})
-    out["sum"] = out["count"] * out["mean"]
     total = g["value"].sum()
     for i in range(N_CATEGORIES):
         out[f"categ_{i}"] = 100 * g[f"categ_{i}"].sum() / total

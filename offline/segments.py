@@ -23,8 +23,6 @@ from offline.categories import candidate_ks
 
 log = logging.getLogger(__name__)
 
-BEHAVIOUR = ("log_baskets", "log_mean_basket", "log_max_basket", "log_spend", "log_basket_lines")
-
 
 def behaviour_table(lines: pd.DataFrame, first: pd.DataFrame, categories: pd.Series,
                     n_categories: int, horizon_days: int) -> pd.DataFrame:
@@ -58,10 +56,6 @@ def behaviour_table(lines: pd.DataFrame, first: pd.DataFrame, categories: pd.Ser
     for col in ("baskets", "mean_basket", "max_basket", "spend", "basket_lines"):
         out[f"log_{col}"] = np.log1p(out[col])
     return out
-
-
-def segment_columns(n_categories: int) -> list[str]:
-    return [*BEHAVIOUR, *(f"share_cat_{c}" for c in range(n_categories))]
 
 
 class CustomerSegmenter(BaseEstimator):
