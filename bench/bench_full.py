@@ -121,40 +121,10 @@ async def run(args: argparse.Namespace) -> dict:
                                            args.timeout))
         await out.stop()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        bs.stop_processes(procs)
         if not args.keep:
-            await cleanup(bootstrap, args.redis, run_id,
-                          [*t.values(), f"{run_id}-drift", f"{run_id}-__assignor-__leader"])
+            await bs.cleanup(bootstrap, args.redis, run_id)  # every topic is named run_id-*
     return result
-
-
-async def cleanup(bootstrap: str, redis_url: str, run_id: str, topics: list[str]) -> None:
-    """Delete the run's topics and Redis keys (the broker and Redis are shared)."""
-    import redis.asyncio as aioredis
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [name for name in topics if name in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
-    client = aioredis.from_url(redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{run_id}:*", count=5000)]
-        for i in range(0, len(keys), 1000):
-            await client.delete(*keys[i:i + 1000])
-    finally:
-        await client.aclose()
 
 
 def main() -> None:

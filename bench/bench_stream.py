@@ -233,16 +233,21 @@ async def run(args: argparse.Namespace) -> dict:
                                         args.timeout))
         await out.stop()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_processes(procs)
         if not args.keep:
             await cleanup(bootstrap, args.redis, run_id)
     return result
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """Terminate the run's child processes (kill what ignores SIGTERM for 30 s)."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 async def cleanup(bootstrap: str, redis_url: str, run_id: str) -> None:

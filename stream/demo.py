@@ -138,7 +138,6 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         run = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-        base = Settings.from_env()
         self.env = {
             **os.environ,
             "BASKETCAST_TOPIC_INVOICES": f"{run}.invoices",
@@ -150,7 +149,6 @@ class Demo:
             "BASKETCAST_MODEL_DIR": str(args.model),
         }
         self.settings = Settings.from_env(self.env)
-        self.base = base
         self.started_services: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.cli = [sys.executable, "-m", "stream.cli"]

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from test_worker_e2e import _cleanup, _env, _free_port, _start_worker, _stop
+from test_worker_e2e import _cleanup, _env, _start_worker, _stop
 
 from schemas.invoice import InvoiceEvent
 from stream.learner import OnlineStore
 from stream.replay import produce
 from stream.topics import ensure_topics
+from tests.e2e.e2e_harness import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +146,7 @@ async def test_health_customers_metrics_and_resume_after_restart(
 async def test_health_is_503_when_redis_is_unreachable(
     kafka_bootstrap: str, redis_url: str, unique_id: str, bundle90: Path, tmp_path: Path,
 ) -> None:
-    env = {**_env(kafka_bootstrap, f"redis://127.0.0.1:{_free_port()}/0", unique_id),
+    env = {**_env(kafka_bootstrap, f"redis://127.0.0.1:{free_port()}/0", unique_id),
            **LEARNER_ENV}
     port = int(env["BASKETCAST_WEB_PORT"])
     log = tmp_path / "worker.log"

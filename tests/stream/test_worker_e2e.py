@@ -23,13 +23,12 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from offline.events import clean_total, is_first_purchase_candidate, product_lines
 from offline.score import score_log
 from schemas.dead_letter import DeadLetter
 from schemas.scored import CustomerScored, score_event_id
-from stream.aggregates import event_time
 from stream.replay import load_events
 from stream.store import CustomerStore
+from tests.e2e.e2e_harness import expected_state, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +48,6 @@ def slice_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     return path, events
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _read(consumer: AIOKafkaConsumer, want: int, timeout: float, proc: subprocess.Popen,
                 log: Path) -> list:
     """Records until `want` arrived (then 1 s more, to catch extras), or fail at the deadline."""
@@ -72,33 +65,6 @@ async def _read(consumer: AIOKafkaConsumer, want: int, timeout: float, proc: sub
     return got
 
 
-def _expected_state(events: list, category_of) -> pd.DataFrame:
-    """Per customer, from the slice with pandas: the figures the Lua script keeps."""
-    rows = []
-    for ev in events:
-        if ev.customer_id is None:
-            continue
-        kind = ("C" if ev.is_cancellation else "A" if ev.is_adjustment
-                else "P" if is_first_purchase_candidate(ev) else "O")
-        counts = kind in ("P", "C")
-        lines = product_lines(ev) if counts else []
-        row = {"customer_id": ev.customer_id, "kind": kind, "ts": event_time(ev.invoiced_at),
-               "spend": clean_total(ev) if counts else 0.0,
-               "items": sum(ln.quantity for ln in lines)}
-        for ln in lines:
-            key = f"cat_{category_of(ln.stock_code, ln.description)}"
-            row[key] = row.get(key, 0.0) + ln.quantity * ln.unit_price
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    kinds = pd.crosstab(df["customer_id"], df["kind"])
-    agg = df.groupby("customer_id").agg(
-        spend=("spend", "sum"), items=("items", "sum"), first_seen=("ts", "min"),
-        last_seen=("ts", "max"), invoices=("ts", "size"),
-    )
-    cats = df.filter(like="cat_").groupby(df["customer_id"]).sum(min_count=1)
-    return agg.join(kinds).join(cats).fillna(0)
-
-
 def _env(kafka_bootstrap: str, redis_url: str, unique_id: str) -> dict[str, str]:
     return {
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
@@ -106,7 +72,7 @@ def _env(kafka_bootstrap: str, redis_url: str, unique_id: str) -> dict[str, str]
         "BASKETCAST_TOPIC_INVOICES": f"{unique_id}-invoices",
         "BASKETCAST_TOPIC_SCORES": f"{unique_id}-scores",
         "BASKETCAST_TOPIC_DLQ": f"{unique_id}-dlq", "BASKETCAST_TOPIC_DRIFT": f"{unique_id}-drift",
-        "BASKETCAST_PARTITIONS": "3", "BASKETCAST_WEB_PORT": str(_free_port()),
+        "BASKETCAST_PARTITIONS": "3", "BASKETCAST_WEB_PORT": str(free_port()),
     }
 
 
@@ -157,7 +123,7 @@ async def _check_state(store: CustomerStore, events: list, bundle_dir: Path,
     """Redis aggregates equal a pandas computation from the same invoices."""
     from offline.bundle import load_bundle
 
-    expected = _expected_state(events, load_bundle(bundle_dir).category_of)
+    expected = expected_state(events, load_bundle(bundle_dir).category_of)
     for cid, row in expected.iterrows():
         state = await store.customer(str(cid))
         assert state is not None, cid
@@ -168,7 +134,7 @@ async def _check_state(store: CustomerStore, events: list, bundle_dir: Path,
             assert int(state.get(field, 0)) == row.get(kind, 0), (cid, field)
         assert float(state["first_seen"]) == row["first_seen"]
         assert float(state["last_seen"]) == row["last_seen"]
-        assert len(state["invoices"]) == row["invoices"]
+        assert len(state["invoices"]) == row["n_invoices"]
         for cat, amount in state["category_spend"].items():
             assert amount == pytest.approx(row[f"cat_{cat}"], abs=1e-6)
         assert ("fp_invoice" in state) == (str(cid) in scored)
@@ -260,7 +226,7 @@ class PrivateRedis:
     """A redis-server of this test's own, with an append-only file, that can be stopped."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory, self.port = directory, _free_port()
+        self.directory, self.port = directory, free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
