@@ -34,7 +34,8 @@ def realised_outcome(first: InvoiceEvent, later: Iterable[InvoiceEvent],
     """(orders, spend) of a customer over (first purchase, + horizon], from their invoices.
 
     ``later`` may contain any of the customer's invoices; those outside the window are ignored.
-    The stream uses this to mature labels exactly as training does.
+    The reference definition: `outcomes` is its vectorised form, and the stream's Redis labels
+    (h_orders, h_spend) are proven equal to it by the learner and e2e tests.
     """
     start = (first.invoiced_at, first.invoice_id)
     end = first.invoiced_at + timedelta(days=horizon_days)
