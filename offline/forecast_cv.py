@@ -2,15 +2,17 @@
 
 How the served forecaster's settings are chosen: repeated stratified 5-fold CV (on ``repeat``)
 over the cohort customers the split leaves for fitting; every variant sees the same folds, and the
-paired difference to the first variant is reported with its standard error.
+paired difference to the first variant is reported with its standard error. The purchase history
+(``CustomerTable.history``: later invoices, censored first purchases) only ever enters the
+training folds: never a held-out customer's rows, nor any row of a test-fold customer.
 
     .venv/bin/python -m offline.forecast_cv [--data LOG] [--repeats 3] [--seed 0] [--cv-seed 0]
 
 ``--seed`` is the split's (and the categoriser's) seed, as in ``basketcast train``; ``--cv-seed``
 only shuffles the folds.
 
->>> sorted(VARIANTS)
-['depth-2 repeat classifier (before)', 'stumps repeat classifier (served)']
+>>> list(VARIANTS)[0]
+'cohort-only stumps (before)'
 """
 
 from __future__ import annotations
@@ -28,28 +30,45 @@ from offline.metrics import forecast_metrics
 
 #: name -> NextYearForecaster parameters (the first one is the reference of the differences)
 VARIANTS: dict[str, dict[str, float | int]] = {
-    "depth-2 repeat classifier (before)": {"repeat_max_depth": 2, "repeat_learning_rate": 0.03,
-                                           "repeat_min_samples_leaf": 50},
-    "stumps repeat classifier (served)": {},
+    "cohort-only stumps (before)": {"repeat_history": False, "repeat_max_depth": 1},
+    "history, depth 2, hurdle too": {"hurdle_uses_history": True},
+    "history, depth 2, cohort-only hurdle (served)": {},
 }
 KEYS = ("repeat_auc", "repeat_pr_auc", "normalized_gini", "gini_lift", "decile_mape",
         "cohort_total_ratio", "spearman_spend", "spearman_orders")
 
 
+def training_history(history: pd.DataFrame | None, customers: pd.Series | None,
+                     test: np.ndarray) -> pd.DataFrame | None:
+    """The history a training fold may use: no row of a test-fold customer."""
+    if history is None or history.empty:
+        return None
+    if customers is None:
+        raise ValueError("a history needs the customer ids of x to keep test folds out of it")
+    return history[~history["customer_id"].isin(set(customers.iloc[test]))]
+
+
 def cross_validate(x: pd.DataFrame, labels: pd.DataFrame,
                    variants: dict[str, dict[str, float | int]] | None = None,
-                   repeats: int = 3, seed: int = 0) -> pd.DataFrame:
-    """Per-fold metrics of each variant: one row per (variant, repeat, fold)."""
+                   repeats: int = 3, seed: int = 0, history: pd.DataFrame | None = None,
+                   customers: pd.Series | None = None) -> pd.DataFrame:
+    """Per-fold metrics of each variant: one row per (variant, repeat, fold).
+
+    ``history`` (optional, with ``customer_id``; already without held-out customers) goes to
+    every training fold minus the test fold's customers (``customers``: the ids of ``x``).
+    """
     variants = VARIANTS if variants is None else variants
     x = x.reset_index(drop=True)
     labels = labels.reset_index(drop=True)
+    customers = None if customers is None else customers.reset_index(drop=True)
     rows = []
     for rep in range(repeats):
         folds = StratifiedKFold(5, shuffle=True, random_state=seed + rep)
         for k, (tr, te) in enumerate(folds.split(x, labels["repeat"])):
+            hist = training_history(history, customers, te)
             for name, params in variants.items():
                 f = NextYearForecaster(**params).fit(
-                    x.iloc[tr], labels["orders"].iloc[tr], labels["spend"].iloc[tr])
+                    x.iloc[tr], labels["orders"].iloc[tr], labels["spend"].iloc[tr], hist)
                 p = f.predict(x.iloc[te])
                 m = forecast_metrics(labels["spend"].iloc[te], labels["orders"].iloc[te],
                                      x["basket_value"].iloc[te], p["p_repeat"],
@@ -60,8 +79,11 @@ def cross_validate(x: pd.DataFrame, labels: pd.DataFrame,
 
 
 def summarise(folds: pd.DataFrame) -> pd.DataFrame:
-    """Mean per variant, and the paired mean difference to the first variant +- its SE."""
-    mean = folds.groupby("variant", sort=False)[list(KEYS)].mean()
+    """Mean per variant (and the fold sd of the AUC), and the paired mean AUC difference to the
+    first variant +- its SE."""
+    g = folds.groupby("variant", sort=False)
+    mean = g[list(KEYS)].mean()
+    mean.insert(1, "repeat_auc_sd", g["repeat_auc"].std(ddof=1))
     ref = folds[folds["variant"] == mean.index[0]].set_index(["repeat", "fold"])
     out = mean.copy()
     for name in mean.index[1:]:
@@ -75,7 +97,7 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> int:
     from offline.categories import ProductCategoriser, product_table
     from offline.clean import clean_log
-    from offline.dataset import build_customer_table
+    from offline.dataset import build_customer_table, fit_history
     from offline.events import invoices_from_lines
     from offline.load import read_log
 
@@ -93,10 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         product_table(cleaned.product_rows))
     table = build_customer_table(events, categoriser, args.horizon_days, args.seed)
     fit = (table.ids["in_cohort"] & ~table.ids["holdout"]).to_numpy()
+    history = fit_history(table)
     folds = cross_validate(table.features[fit], table.labels[fit], repeats=args.repeats,
-                           seed=args.cv_seed)
+                           seed=args.cv_seed, history=history,
+                           customers=table.ids["customer_id"][fit])
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"{int(fit.sum())} fit cohort customers, {args.repeats} x 5-fold CV")
+        print(f"{int(fit.sum())} fit cohort customers (+ {len(history)} history rows), "
+              f"{args.repeats} x 5-fold CV")
         print(summarise(folds).round(4).T)
     return 0
 

@@ -89,3 +89,41 @@ def cohort_mask(first_at: pd.Series, log_start: datetime, log_end: datetime,
     """Customers first seen >= 90 days after the log starts and >= horizon before it ends."""
     return (first_at >= pd.Timestamp(log_start) + pd.Timedelta(days=COHORT_WARMUP_DAYS)) & (
         first_at + pd.Timedelta(days=horizon_days) <= pd.Timestamp(log_end))
+
+
+#: the shortest follow-up for an invoice to teach the repeat classifier anything
+MIN_OBSERVED_DAYS = 30
+
+
+def purchase_history(invoices: pd.DataFrame, horizon_days: int, log_end: datetime,
+                     min_observed_days: int = MIN_OBSERVED_DAYS) -> pd.DataFrame:
+    """Every purchase invoice with whether the customer bought again within the follow-up seen.
+
+    One row per purchase invoice of ``invoices`` (an :func:`invoice_table`, sorted by
+    ``(invoiced_at, invoice_id)``) followed for at least ``min_observed_days`` before the log
+    ends: customer_id, invoice_id, invoiced_at, ``prior_orders`` (the customer's earlier purchase
+    invoices in the log), ``observed_share`` = min(1, days until the log ends / horizon) and
+    ``repeat`` = another purchase invoice within (invoice, invoice + observed_share x horizon].
+    A cohort customer's first purchase (prior_orders 0, share 1) has the cohort's ``repeat``
+    label; later invoices and customers first seen too late for a full horizon ("censored")
+    widen what the repeat classifier learns from.
+
+    >>> inv = pd.DataFrame({"customer_id": ["a", "a", "b"], "invoice_id": ["1", "2", "3"],
+    ...     "invoiced_at": pd.to_datetime(["2010-01-01", "2010-03-01", "2010-06-01"]),
+    ...     "purchase": True, "counts": True, "value": 1.0})
+    >>> h = purchase_history(inv, 365, datetime(2010, 12, 31))
+    >>> h[["invoice_id", "prior_orders", "repeat"]].values.tolist()
+    [['1', 0, 1], ['2', 1, 0], ['3', 0, 0]]
+    >>> round(float(h["observed_share"].iloc[2]), 3)
+    0.584
+    """
+    p = invoices[invoices["purchase"] & invoices["counts"]]
+    p = p[["customer_id", "invoice_id", "invoiced_at"]].reset_index(drop=True)
+    g = p.groupby("customer_id", sort=False)
+    p["prior_orders"] = g.cumcount().astype("int64")
+    nxt = g["invoiced_at"].shift(-1)
+    observed = (pd.Timestamp(log_end) - p["invoiced_at"]).dt.total_seconds() / 86400
+    p["observed_share"] = (observed / horizon_days).clip(upper=1.0)
+    gap = (nxt - p["invoiced_at"]).dt.total_seconds() / 86400
+    p["repeat"] = (gap.notna() & (gap <= observed.clip(upper=horizon_days))).astype("int64")
+    return p[observed >= min_observed_days].reset_index(drop=True)

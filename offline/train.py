@@ -23,7 +23,7 @@ from offline.classifiers import (
     serial,
 )
 from offline.clean import clean_log
-from offline.dataset import build_customer_table
+from offline.dataset import build_customer_table, fit_history
 from offline.events import first_purchases, invoices_from_lines
 from offline.features import feature_names
 from offline.forecast import FirstBasketBaseline, NextYearForecaster
@@ -171,8 +171,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     cohort = ids["in_cohort"].to_numpy()
     fit_m, eval_m = cohort & ~hold, cohort & hold
+    history = fit_history(table)  # the repeat classifier's extra rows, no held-out customer's
     forecaster = NextYearForecaster(random_state=cfg.seed).fit(
-        x[fit_m], labels["orders"][fit_m], labels["spend"][fit_m])
+        x[fit_m], labels["orders"][fit_m], labels["spend"][fit_m], history)
     pred = forecaster.predict(x[eval_m])
     y_spend, y_orders = labels["spend"][eval_m], labels["orders"][eval_m]
     first_basket = x["basket_value"][eval_m]
@@ -230,6 +231,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         "classifiers": {"served": best, "models": clf_metrics},
         "forecast": {"model": "blend of a hurdle (GBM repeat x lognormal ridge) and a Poisson GBM",
                      "params": forecaster.get_params(), "holdout": fmetrics,
+                     "repeat_history": {
+                         "rows": len(history),
+                         "later_invoices": int((history["prior_orders"] > 0).sum())
+                         if len(history) else 0,
+                         "customers": int(history["customer_id"].nunique())
+                         if len(history) else 0},
                      "variants_holdout": variants},
         "targets": {
             "gini_lift>=1.05": fmetrics["gini_lift"] >= 1.05,
