@@ -47,10 +47,11 @@ from stream.processor import BatchProcessor
 from stream.scoring import Scorer
 from stream.settings import Settings
 from stream.store import CustomerStore
+from stream.worker import freeze_startup_objects
 s = Settings.from_env()
 store = CustomerStore(aioredis.from_url(s.redis_url), s.redis_prefix)
-app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False,
-                 batch_within=float(os.environ.get("BENCH_WITHIN", "0.01")))
+app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False)
+freeze_startup_objects()
 worker = faust.Worker(app, loglevel="warning")
 if os.environ.get("BENCH_PROFILE"):  # python -m pstats FILE
     import cProfile

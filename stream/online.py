@@ -71,7 +71,6 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
             log.exception("event=learner_step_failed")
             learner.state = None  # reload from Redis next time
 
-    @app.timer(interval=config.reload_s, name="online-model-reload")
     async def reload_model() -> None:
         try:
             if await online_store.version() == served.version:
@@ -82,6 +81,11 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
         except Exception:  # noqa: BLE001 - keep serving the model we have
             log.warning("event=online_model_reload_failed", exc_info=True)
 
+    # app.timer returns its endless timer loop: keep the plain function for the start-up load
+    app.timer(interval=config.reload_s, name="online-model-reload")(reload_model)
+    loop = getattr(app, "basketcast_loop", None)
+    if loop is not None:  # a restarted worker scores with the stored online model from the start
+        loop.before_start.append(reload_model)
     log.info("event=online_learning_installed interval_s=%.2f lateness_s=%.0f warmup_days=%.0f "
              "drift_delta=%g drift_action=%s", config.interval_s, config.lateness_s,
              config.warmup_days, config.drift_delta, config.drift_action)

@@ -46,22 +46,27 @@ class Backoff:
 
 
 async def retry_until_done(
-    step: Callable[[], Awaitable[T]], what: str, backoff: Backoff = Backoff()
+    step: Callable[[], Awaitable[T]],
+    what: str,
+    backoff: Backoff = Backoff(),
+    *,
+    service: str = "redis",
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
 ) -> T:
-    """Await `step()` until it does not raise a transient error; cancellation stops it."""
+    """Await `step()` until it does not raise a `transient` error; cancellation stops it."""
     attempt = 0
     while True:
         try:
             result = await step()
-        except TRANSIENT as exc:
+        except transient as exc:
             delay = backoff.delay(attempt)
             log.warning(
-                "event=redis_unavailable step=%s attempt=%d retry_in=%.2fs error=%r",
-                what, attempt + 1, delay, exc,
+                "event=%s_unavailable step=%s attempt=%d retry_in=%.2fs error=%r",
+                service, what, attempt + 1, delay, exc,
             )
             attempt += 1
             await asyncio.sleep(delay)
             continue
         if attempt:
-            log.warning("event=redis_recovered step=%s attempts=%d", what, attempt + 1)
+            log.warning("event=%s_recovered step=%s attempts=%d", service, what, attempt + 1)
         return result

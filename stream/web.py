@@ -63,19 +63,11 @@ async def redis_reachable(redis: Any, timeout: float = PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-def consumer_lag(app: faust.App, topic: str) -> dict[str, Any]:
-    """Records not yet committed, per assigned partition of `topic` (this worker's share)."""
+def consumer_lag(app: faust.App) -> dict[str, Any]:
+    """Invoices not yet committed, per partition assigned to this worker's scoring loop."""
     try:
-        consumer = app.consumer
-        parts: dict[str, int] = {}
-        for tp in sorted(consumer.assignment()):
-            if tp.topic != topic:
-                continue
-            high = consumer.highwater(tp)
-            committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - no public getter
-            done = committed + 1 if committed is not None else 0
-            parts[str(tp.partition)] = max(0, int(high or 0) - done)
-        return {"total": sum(parts.values()), "partitions": parts}
+        parts = app.basketcast_loop.lag()  # type: ignore[attr-defined]
+        return {"total": sum(parts.values()), "partitions": {str(p): n for p, n in parts.items()}}
     except Exception as exc:  # noqa: BLE001 - not started / rebalancing
         return {"total": None, "partitions": {}, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -112,7 +104,7 @@ async def health(app: faust.App, ctx: WebContext) -> tuple[dict[str, Any], int]:
         "bundle": {"model_version": getattr(scorer, "model_version", None),
                    "horizon_days": getattr(scorer, "horizon_days", None)},
         "online": online,
-        "consumer_lag": consumer_lag(app, ctx.settings.topic_invoices),
+        "consumer_lag": consumer_lag(app),
         "drift": drift,
         "leader": _is_leader(app),
     }

@@ -6,6 +6,7 @@ Several processes with the same settings form one consumer group and share the p
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -30,10 +31,22 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     serve_single_threaded(bundle)
     log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
     store = CustomerStore(aioredis.from_url(settings.redis_url), settings.redis_prefix)
-    return create_app(
-        settings, BatchProcessor(store, Scorer(bundle)),
-        batch_max=settings.batch_max, batch_within=settings.batch_within_ms / 1000,
-    )
+    app = create_app(settings, BatchProcessor(store, Scorer(bundle)))
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Keep the collector off what was loaded at start-up (the bundle, Faust, pandas).
+
+    A micro-batch allocates tens of thousands of objects (an invoice's lines), which sets off
+    collections that each walked the whole start-up heap: 60 % of the validation time went to
+    the collector. Frozen objects are never scanned; a larger first generation collects less
+    often between batches.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> int:

@@ -1,6 +1,5 @@
-"""The scoring agent's branches, through Faust's `test_context` and a real Redis.
-
-No broker: the agent runs on an in-memory channel and `publish` is replaced by a list.
+"""The scoring loop's branches, one batch at a time through `ScoringLoop.handle`, on a real
+Redis; no broker: `publish` is replaced by a list (the loop on Kafka: test_worker_e2e, tests/e2e).
 """
 
 from __future__ import annotations
@@ -12,12 +11,13 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import TopicPartition
 from stream_fakes import FakeBundle, invoice_json
 
 from schemas.dead_letter import DeadLetter
 from schemas.scored import CustomerScored, score_event_id
-from stream.app import create_app
-from stream.processor import BatchProcessor, Outcome
+from stream.consumer import ScoringLoop, next_offsets
+from stream.processor import BatchProcessor, Outcome, RawEvent
 from stream.scoring import Scorer
 from stream.settings import Settings
 from stream.store import CustomerStore
@@ -27,13 +27,16 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Harness:
-    agent: object
+    loop: ScoringLoop
     store: CustomerStore
     bundle: FakeBundle
     published: list[Outcome] = field(default_factory=list)
+    offset: int = 0
 
-    async def put(self, value: bytes, key: bytes | None = b"7", offset: int | None = None):
-        await self.agent.put(value, key=key)  # type: ignore[attr-defined]
+    async def put(self, value: bytes, key: bytes | None = b"7") -> None:
+        """One record, as the loop's next batch (offsets count from 0, partition 0)."""
+        await self.loop.handle([RawEvent(value, key, "invoices", 0, self.offset)])
+        self.offset += 1
 
     @property
     def scores(self) -> list[CustomerScored]:
@@ -54,20 +57,30 @@ async def harness(redis_url: str, unique_id: str) -> AsyncIterator[Harness]:
     store = CustomerStore(client, unique_id)
     bundle = FakeBundle()
     settings = Settings.from_env({"BASKETCAST_APP_ID": unique_id})
-    h = Harness(agent=None, store=store, bundle=bundle)
+    published: list[Outcome] = []
 
     async def publish(outcome: Outcome) -> None:
-        h.published.append(outcome)
+        published.append(outcome)
 
-    app = create_app(settings, BatchProcessor(store, Scorer(bundle)), publish=publish,
-                     web_enabled=False, batch_within=0.001)
-    async with app.agents["score-invoices"].test_context() as agent:
-        h.agent = agent
-        yield h
+    loop = ScoringLoop(settings, BatchProcessor(store, Scorer(bundle)), publish)
+    yield Harness(loop, store, bundle, published)
     keys = [k async for k in client.scan_iter(match=f"{unique_id}:*", count=10_000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+def test_offsets_to_commit_are_one_past_the_last_record_per_partition() -> None:
+    records = [RawEvent(b"", None, "t", p, o) for p, o in [(0, 5), (1, 2), (0, 6), (0, 4)]]
+    assert next_offsets(records) == {TopicPartition("t", 0): 7, TopicPartition("t", 1): 3}
+
+
+async def test_hooks_see_every_published_batch(harness: Harness) -> None:
+    seen: list[int] = []
+    harness.loop.hooks.append(lambda outcome, raws: seen.append(len(raws)))
+    await harness.put(invoice_json("489434", "7"))
+    await harness.put(b"{nope")
+    assert seen == [1, 1] and len(harness.published) == 2
 
 
 async def test_first_purchase_is_scored_and_stored(harness: Harness) -> None:

@@ -1,0 +1,232 @@
+"""The hot path: invoice records from Kafka -> `BatchProcessor` -> scores and dead letters.
+
+A plain aiokafka consumer and producer, run as a task of the Faust worker (which keeps the web
+server, the leader-only learner and the drift topic). A Faust agent handled the same batches
+with a `Message` and an `Event` object, a per-event ack and a trip through its conductor for
+every record: that machinery cost as much CPU as validating, storing and scoring the invoice,
+and held throughput to ~2,500 invoices/s. Here one `getmany` is one micro-batch.
+
+Delivery: at least once, made effectively once by the idempotent Lua script and the
+deterministic `event_id`. A batch's offsets are committed only after its Redis step succeeded
+and the broker acknowledged every output record; a commit is deferred to at most
+`commit_interval` seconds (one per batch would be one broker write per few records at low
+rates), and is forced when partitions are revoked and on stop.
+
+>>> offsets = next_offsets([_Rec("invoices", 0, 7), _Rec("invoices", 0, 8), _Rec("invoices", 1, 3)])
+>>> sorted((tp.partition, o) for tp, o in offsets.items())
+[(0, 9), (1, 4)]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream.processor import BatchProcessor, Outcome, RawEvent
+from stream.retry import Backoff, retry_until_done
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: What a failed send or commit may raise while the broker is away.
+KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, ConnectionError, OSError,
+                                                    asyncio.TimeoutError)
+BatchHook = Callable[[Outcome, list[RawEvent]], None]
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class _Rec:
+    topic: str
+    partition: int
+    offset: int
+
+
+def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
+    """The offset to commit per partition after `records`: the highest one + 1."""
+    out: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if r.offset + 1 > out.get(tp, -1):
+            out[tp] = r.offset + 1
+    return out
+
+
+def raw_events(records: Sequence[Any]) -> list[RawEvent]:
+    """aiokafka `ConsumerRecord`s (timestamps in ms) as the processor's `RawEvent`s."""
+    return [
+        RawEvent(r.value, r.key, r.topic, r.partition, r.offset,
+                 r.timestamp / 1000 if r.timestamp is not None else None)
+        for r in records
+    ]
+
+
+class KafkaPublisher:
+    """Sends a batch's scores and dead letters; `publish` returns once the broker has them."""
+
+    def __init__(self, producer: AIOKafkaProducer, scores_topic: str, dlq_topic: str,
+                 backoff: Backoff | None = None) -> None:
+        self.producer = producer
+        self.scores_topic = scores_topic
+        self.dlq_topic = dlq_topic
+        self.backoff = backoff or Backoff()
+
+    async def publish(self, outcome: Outcome) -> None:
+        if outcome.scores or outcome.dead_letters:
+            # A failed batch is sent again whole: consumers see a duplicate with the same
+            # event_id, never a gap.
+            await retry_until_done(lambda: self._send(outcome), "publish", self.backoff,
+                                   service="kafka", transient=KAFKA_TRANSIENT)
+
+    async def _send(self, outcome: Outcome) -> None:
+        send = self.producer.send
+        futures = [await send(self.scores_topic, value.encode(), key=key.encode())
+                   for key, value in outcome.scores]
+        futures += [await send(self.dlq_topic, value.encode(), key=raw_key)
+                    for raw_key, value in outcome.dead_letters]
+        await asyncio.gather(*futures)
+
+
+class ScoringLoop(ConsumerRebalanceListener):
+    """Consume micro-batches, process, publish, commit; `run` until cancelled.
+
+    `handle` is one batch without Kafka (the branch tests drive it with hand-made records).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        processor: BatchProcessor,
+        publish: Callable[[Outcome], Awaitable[None]],
+        *,
+        batch_max: int | None = None,
+        batch_within_ms: int | None = None,
+        commit_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.publish = publish
+        self.batch_max = batch_max or settings.batch_max
+        self.batch_within_ms = batch_within_ms if batch_within_ms is not None \
+            else settings.batch_within_ms
+        self.commit_interval = commit_interval
+        self.hooks: list[BatchHook] = []
+        #: awaited once before the first record is read (e.g. load the stored online model)
+        self.before_start: list[Callable[[], Awaitable[None]]] = []
+        self.consumer: AIOKafkaConsumer | None = None
+        self._uncommitted: dict[TopicPartition, int] = {}
+        #: the offsets committed last, per partition (the web server's consumer lag)
+        self.committed: dict[TopicPartition, int] = {}
+        self._last_commit = time.monotonic()
+
+    async def handle(self, raws: list[RawEvent]) -> Outcome:
+        """Process and publish one batch; its offsets may be committed when this returns."""
+        outcome = await self.processor.process(raws)
+        await self.publish(outcome)
+        for hook in self.hooks:
+            hook(outcome, raws)
+        return outcome
+
+    def make_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=s.app_id,
+            client_id=f"{s.app_id}-scorer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=max(1, self.batch_within_ms),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000,  # a killed worker's partitions move on within seconds
+            heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=600_000,  # a long Redis outage must not cost the assignment
+        )
+
+    async def run(self) -> None:
+        for prepare in self.before_start:
+            await prepare()
+        consumer = self.consumer = self.make_consumer()
+        await consumer.start()
+        consumer.subscribe([self.settings.topic_invoices], listener=self)
+        log.info("event=scoring_loop_started topic=%s group=%s batch_max=%d within_ms=%d",
+                 self.settings.topic_invoices, self.settings.app_id, self.batch_max,
+                 self.batch_within_ms)
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=self.batch_within_ms,
+                                               max_records=self.batch_max)
+                records = [r for recs in batch.values() for r in recs]
+                if records:
+                    await self.handle(raw_events(records))
+                    self._uncommitted.update(next_offsets(records))
+                if self._uncommitted and (
+                        time.monotonic() - self._last_commit >= self.commit_interval):
+                    await self.commit()
+        finally:
+            await self.commit()
+            await consumer.stop()
+            log.info("event=scoring_loop_stopped")
+
+    async def commit(self) -> None:
+        """Commit what was processed; a failure leaves it for the next try (never raises)."""
+        if not self._uncommitted or self.consumer is None:
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        assigned = self.consumer.assignment()
+        owned = {tp: o for tp, o in offsets.items() if tp in assigned}
+        self._last_commit = time.monotonic()
+        if not owned:
+            return
+        try:
+            await self.consumer.commit(owned)
+            self.committed.update(owned)
+        except KAFKA_TRANSIENT as exc:
+            # Revoked meanwhile, or the broker is away: the new owner re-reads these records,
+            # which the idempotent Redis step and deterministic event ids make harmless.
+            log.warning("event=commit_failed partitions=%d error=%r", len(owned), exc)
+            for tp, o in owned.items():
+                self._uncommitted.setdefault(tp, o)
+
+    def lag(self) -> dict[int, int]:
+        """Records not committed yet, per partition assigned to this worker."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        return {
+            tp.partition: max(0, (consumer.highwater(tp) or 0) - self.committed.get(tp, 0))
+            for tp in sorted(consumer.assignment())
+        }
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.commit()
+        for tp in revoked:
+            self.committed.pop(tp, None)
+        log.info("event=partitions_revoked partitions=%s",
+                 sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("event=partitions_assigned partitions=%s",
+                 sorted(tp.partition for tp in assigned))
+
+
+def kafka_producer(settings: Settings) -> AIOKafkaProducer:
+    """The outputs' producer: acks from all replicas, a short linger to batch a burst."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-scorer",
+        acks="all",
+        linger_ms=1,
+        max_batch_size=256 * 1024,
+    )
