@@ -25,9 +25,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError, NoScriptError
 
 LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
+
+
+class HiredisPackedConnection(Connection):
+    """A TCP connection whose commands hiredis packs in C.
+
+    redis-py packs commands in C only for its synchronous client; its asyncio client does it in
+    Python, which took ~35 us for one script call with its ten arguments: 15 % of the worker's
+    time per invoice.
+    """
+
+    def pack_command(self, *args: object) -> list[bytes]:
+        import hiredis
+
+        if isinstance(args[0], str):  # "SCRIPT LOAD" -> two arguments, as redis-py does
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+def redis_client(url: str) -> Redis:
+    """An asyncio client for `url`; TCP connections pack commands with hiredis when installed.
+
+    >>> redis_client("redis://127.0.0.1:6379/0").connection_pool.connection_class.__name__
+    'HiredisPackedConnection'
+    """
+    try:
+        import hiredis  # noqa: F401
+    except ImportError:
+        return Redis.from_url(url)
+    if url.startswith("redis://"):
+        return Redis.from_url(url, connection_class=HiredisPackedConnection)
+    return Redis.from_url(url)
 
 
 @dataclass(frozen=True, slots=True)
