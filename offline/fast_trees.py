@@ -73,13 +73,23 @@ class PackedTrees:
                    depth=max(int(t[6]) for t in trees), **flat)
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
-        """(trees, rows) leaf node of every tree for every row of `x` (float64)."""
-        rows = np.arange(x.shape[0])[None, :]
-        node = np.repeat(self.roots[:, None], x.shape[0], axis=1)
+        """(trees, rows) leaf node of every tree for every row of `x` (float64).
+
+        Only the (tree, row) walks not at a leaf yet take the next step: most paths end long
+        before the deepest one."""
+        n_rows = x.shape[0]
+        node = np.repeat(self.roots, n_rows)
+        row = np.tile(np.arange(n_rows), len(self.roots))
+        active = np.flatnonzero(self.left[node] != node)
         for _ in range(self.depth):
-            go_left = x[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return node
+            if active.size == 0:
+                break
+            at = node[active]
+            go_left = x[row[active], self.feature[at]] <= self.threshold[at]
+            nxt = np.where(go_left, self.left[at], self.right[at])
+            node[active] = nxt
+            active = active[self.left[nxt] != nxt]
+        return node.reshape(len(self.roots), n_rows)
 
 
 def _sequential_sum(terms: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ rates), and is forced when partitions are revoked and on stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream.processor import BatchProcessor, Outcome, RawEvent
+from stream.processor import BatchProcessor, Outcome, Prepared, RawEvent
 from stream.retry import Backoff, retry_until_done
 from stream.settings import Settings
 
@@ -134,9 +135,7 @@ class ScoringLoop(ConsumerRebalanceListener):
     async def handle(self, raws: list[RawEvent]) -> Outcome:
         """Process and publish one batch; its offsets may be committed when this returns."""
         outcome = await self.processor.process(raws)
-        await self.publish(outcome)
-        for hook in self.hooks:
-            hook(outcome, raws)
+        await self._published(outcome, raws)
         return outcome
 
     def make_consumer(self) -> AIOKafkaConsumer:
@@ -155,6 +154,8 @@ class ScoringLoop(ConsumerRebalanceListener):
         )
 
     async def run(self) -> None:
+        """Batch N+1 is validated and scored while Redis applies batch N; the applies, the
+        publishes and the offsets stay in batch order."""
         for prepare in self.before_start:
             await prepare()
         consumer = self.consumer = self.make_consumer()
@@ -163,21 +164,43 @@ class ScoringLoop(ConsumerRebalanceListener):
         log.info("event=scoring_loop_started topic=%s group=%s batch_max=%d within_ms=%d",
                  self.settings.topic_invoices, self.settings.app_id, self.batch_max,
                  self.batch_within_ms)
+        storing: asyncio.Task[None] | None = None
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=self.batch_within_ms,
                                                max_records=self.batch_max)
                 records = [r for recs in batch.values() for r in recs]
                 if records:
-                    await self.handle(raw_events(records))
-                    self._uncommitted.update(next_offsets(records))
+                    raws = raw_events(records)
+                    prepared = await self.processor.prepare(raws)
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.create_task(self._store(prepared, raws))
+                elif storing is not None and storing.done():
+                    await storing
+                    storing = None
                 if self._uncommitted and (
                         time.monotonic() - self._last_commit >= self.commit_interval):
                     await self.commit()
         finally:
+            if storing is not None:
+                if not storing.done():
+                    storing.cancel()  # not committed: read again by whoever owns it next
+                with contextlib.suppress(asyncio.CancelledError):
+                    await storing
             await self.commit()
             await consumer.stop()
             log.info("event=scoring_loop_stopped")
+
+    async def _store(self, prepared: Prepared, raws: list[RawEvent]) -> None:
+        outcome = await self.processor.store_batch(prepared)
+        await self._published(outcome, raws)
+        self._uncommitted.update(next_offsets(raws))
+
+    async def _published(self, outcome: Outcome, raws: list[RawEvent]) -> None:
+        await self.publish(outcome)
+        for hook in self.hooks:
+            hook(outcome, raws)
 
     async def commit(self) -> None:
         """Commit what was processed; a failure leaves it for the next try (never raises)."""

@@ -1,15 +1,17 @@
 """One micro-batch of raw invoice events -> Redis state, scores and dead letters.
 
-Faust-free, so the agent stays a short loop and the logic is tested without a broker:
+Kafka-free, so the consuming loop stays short and the logic is tested without a broker.
+Two phases, so the loop can prepare a batch while Redis still applies the previous one:
 
-    validate -> dead letters | guests (counted) | customers' invoices
-    -> which candidates' customers have no first purchase yet (one pipelined read)
-    -> score those first purchases (one model call)
-    -> apply every invoice with the Lua script (one pipeline)
-    -> register scored customers for label maturation, advance the event-time watermark
+    prepare: validate -> dead letters | guests (counted) | customers' invoices
+             -> which candidates' customers have no first purchase yet (one pipelined read)
+             -> score those first purchases (one model call) -> the script calls
+    store:   apply every invoice with the Lua script (one pipeline)
+             -> register scored customers for label maturation, advance the watermarks
 
 Every Redis step is retried until it succeeds (`stream.retry`), and the steps are idempotent,
-so the caller may acknowledge the batch's offsets as soon as `process` returns.
+so the caller may commit the batch's offsets as soon as `store_batch` returned and its outputs
+were published.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ class Outcome:
     counts: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass
+class Prepared:
+    """A validated, scored batch whose state changes are still to be applied."""
+
+    outcome: Outcome
+    ops: list[InvoiceOp] = field(default_factory=list)
+    partitions: dict[int, float] = field(default_factory=dict)
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -66,6 +77,14 @@ class BatchProcessor:
         self.backoff = backoff or Backoff()
 
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
+        """One batch, start to end: `prepare`, then `store`."""
+        return await self.store_batch(await self.prepare(raws))
+
+    async def prepare(self, raws: Sequence[RawEvent]) -> Prepared:
+        """Everything before the state changes: validate, read which customers have a first
+        purchase, score the new ones, build the script calls. Changes nothing in Redis, so it
+        may run while the previous batch is being stored: a customer whose first purchase is
+        in that batch is then scored twice, and the script keeps the first score only."""
         out = Outcome()
         out.counts["events"] += len(raws)
         invoices: list[tuple[RawEvent, InvoiceEvent]] = []
@@ -77,13 +96,35 @@ class BatchProcessor:
                 out.counts["guests"] += 1
             else:
                 invoices.append((raw, checked))
+        prepared = Prepared(out)
         if invoices:
-            await self._customers(invoices, out)
+            await self._customers(invoices, prepared)
+        return prepared
+
+    async def store_batch(self, prepared: Prepared) -> Outcome:
+        """Apply the batch's invoices (one pipeline of script calls), collect the scores to
+        emit, register the scored customers for maturation; the batch's `Outcome`."""
+        out, ops = prepared.outcome, prepared.ops
+        if not ops and not prepared.partitions:
+            return out
+        results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
+        maturing: dict[str, float] = {}
+        for op, res in zip(ops, results, strict=True):
+            out.counts[res.status] += 1
+            if res.status in ("first", "dup_first") and res.score_json:
+                out.scores.append((op.customer_id, res.score_json))
+                maturing[op.customer_id] = _due(res.score_json)
+        watermark = max(op.ts for op in ops) if ops else None
+        await retry_until_done(
+            lambda: self.store.register(maturing, watermark, prepared.partitions), "register",
+            self.backoff,
+        )
         return out
 
     async def _customers(
-        self, invoices: list[tuple[RawEvent, InvoiceEvent]], out: Outcome
+        self, invoices: list[tuple[RawEvent, InvoiceEvent]], prepared: Prepared
     ) -> None:
+        out = prepared.outcome
         classified = [classify(ev) for _, ev in invoices]
         candidates = [ev for (_, ev), (kind, _) in zip(invoices, classified, strict=True)
                       if kind == "P"]
@@ -97,7 +138,6 @@ class BatchProcessor:
             if not known[cid] and cid not in first:
                 first[cid] = ev
         scored, failed = await self.scorer.score_async(list(first.values()))
-        ops: list[InvoiceOp] = []
         for (raw, ev), cls in zip(invoices, classified, strict=True):
             cid = str(ev.customer_id)
             if cid in failed and first.get(cid) is ev:
@@ -105,30 +145,18 @@ class BatchProcessor:
                 continue
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
             try:
-                ops.append(
+                prepared.ops.append(
                     invoice_op(ev, self.scorer.category_of, classified=cls,
                                score_json=s.score_json, features_json=s.features_json, due=s.due)
                     if s else invoice_op(ev, self.scorer.category_of, classified=cls)
                 )
             except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
                 self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
-        results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
-        maturing: dict[str, float] = {}
-        for op, res in zip(ops, results, strict=True):
-            out.counts[res.status] += 1
-            if res.status in ("first", "dup_first") and res.score_json:
-                out.scores.append((op.customer_id, res.score_json))
-                maturing[op.customer_id] = _due(res.score_json)
-        watermark = max(op.ts for op in ops) if ops else None
-        partitions: dict[int, float] = {}  # per-partition watermarks (the learner's minimum)
+        partitions = prepared.partitions  # per-partition watermarks (the learner's minimum)
         for raw, ev in invoices:
             ts = event_time(ev.invoiced_at)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts
-        await retry_until_done(
-            lambda: self.store.register(maturing, watermark, partitions), "register",
-            self.backoff,
-        )
 
     def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:
         dl = DeadLetter.from_raw(
