@@ -10,8 +10,9 @@ walks every tree for every row together, one level per step.
 
 The numbers are scikit-learn's: the same input validation and dtype (float32 for forests and
 trees, float64 for gradient boosting), the same `<=` comparisons against the same thresholds,
-leaves summed in the same order. Inputs with missing values, categorical splits and
-multi-output trees are left to scikit-learn.
+leaves summed in the same order. Inputs with missing or infinite values, categorical
+features and multi-output trees are left to scikit-learn. The patched methods live on the
+instance: refit or pickle the original model, not a sped-up one.
 
 >>> import numpy as np
 >>> from sklearn.ensemble import RandomForestClassifier
@@ -130,7 +131,7 @@ def _forest_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callab
         xv = _frame_values(model, x)
         # float32, as the trees compare
         xv = model._validate_X_predict(x) if xv is None else xv.astype(np.float32)
-        if not isinstance(xv, np.ndarray) or np.isnan(xv).any():
+        if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x)
         per_tree = packed.value[packed.leaves(xv.astype(np.float64))]
         return _sequential_sum(per_tree) / len(packed.roots)
@@ -142,7 +143,7 @@ def _tree_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callable
     def predict_proba(x: Any, check_input: bool = True) -> np.ndarray:
         xv = _frame_values(model, x)
         xv = model._validate_X_predict(x, check_input) if xv is None else xv.astype(np.float32)
-        if not isinstance(xv, np.ndarray) or np.isnan(xv).any():
+        if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x, check_input)
         return packed.value[packed.leaves(xv.astype(np.float64))[0]]
 
@@ -155,7 +156,7 @@ def _hist_raw(model: Any, packed: list[PackedTrees], fallback: Callable) -> Call
             return fallback(x, n_threads)
         xv = _frame_values(model, x)
         xv = model._preprocess_X(x, reset=False) if xv is None else xv
-        if not isinstance(xv, np.ndarray) or np.isnan(xv).any():
+        if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x, n_threads)
         base = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
         raw = np.empty((xv.shape[0], len(packed)), dtype=np.float64, order="F")
@@ -170,7 +171,15 @@ def _hist_raw(model: Any, packed: list[PackedTrees], fallback: Callable) -> Call
 
 
 def _speed_up_one(model: Any) -> bool:
-    """Replace one estimator's prediction method by the packed walk; False if not supported."""
+    """Replace one estimator's prediction method by the packed walk; False if not supported
+    (or not fitted: e.g. the prototype `estimator_` of a bagging ensemble)."""
+    try:
+        return _pack_and_patch(model)
+    except AttributeError:
+        return False
+
+
+def _pack_and_patch(model: Any) -> bool:
     if isinstance(model, (RandomForestClassifier, ExtraTreesClassifier)):
         if model.n_outputs_ != 1:
             return False
@@ -185,8 +194,9 @@ def _speed_up_one(model: Any) -> bool:
         return True
     if isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
         predictors = model._predictors
-        if any(p.nodes["is_categorical"].any() for it in predictors for p in it):
-            return False
+        if getattr(model, "_preprocessor", None) is not None or any(
+                p.nodes["is_categorical"].any() for it in predictors for p in it):
+            return False  # categorical columns are reordered before the trees see them
         per_output = [PackedTrees.pack([_hist_tree(it[k]) for it in predictors])
                       for k in range(model.n_trees_per_iteration_)]
         model._raw_predict = _hist_raw(model, per_output, model._raw_predict)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from stream.processor import BatchProcessor, Outcome, Prepared, RawEvent
 from stream.retry import Backoff, retry_until_done
@@ -36,9 +36,16 @@ from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: What a failed send or commit may raise while the broker is away.
+#: What a failed commit may raise while the broker is away or the group rebalances.
 KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, ConnectionError, OSError,
                                                     asyncio.TimeoutError)
+#: The largest output record: a dead letter carries an event of up to `MAX_EVENT_BYTES` in
+#: base64 (4/3 of it) plus its JSON; Kafka's default of 1 MB would refuse it.
+MAX_OUTPUT_BYTES = 3 * 1024 * 1024
+
+
+class PermanentSendError(RuntimeError):
+    """The broker refused an output for good (retrying cannot help): the worker stops."""
 BatchHook = Callable[[Outcome, list[RawEvent]], None]
 
 
@@ -93,11 +100,18 @@ class KafkaPublisher:
 
     async def _send(self, outcome: Outcome) -> None:
         send = self.producer.send
-        futures = [await send(self.scores_topic, value.encode(), key=key.encode())
-                   for key, value in outcome.scores]
-        futures += [await send(self.dlq_topic, value.encode(), key=raw_key)
-                    for raw_key, value in outcome.dead_letters]
-        await asyncio.gather(*futures)
+        try:
+            futures = [await send(self.scores_topic, value.encode(), key=key.encode())
+                       for key, value in outcome.scores]
+            futures += [await send(self.dlq_topic, value.encode(), key=raw_key)
+                        for raw_key, value in outcome.dead_letters]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False) or isinstance(
+                    exc, (KafkaConnectionError, KafkaTimeoutError)):
+                raise
+            # e.g. a record over the topic's max.message.bytes: stop loudly, commit nothing
+            raise PermanentSendError(f"{type(exc).__name__}: {exc}") from exc
 
 
 class ScoringLoop(ConsumerRebalanceListener):
@@ -175,6 +189,10 @@ class ScoringLoop(ConsumerRebalanceListener):
                     prepared = await self.processor.prepare(raws)
                     if storing is not None:
                         await storing
+                        if prepared.failures:
+                            # It read first-purchase flags before the previous batch was
+                            # stored: a failed "first purchase" may not be one; read again.
+                            prepared = await self.processor.prepare(raws)
                     storing = asyncio.create_task(self._store(prepared, raws))
                 elif storing is not None and storing.done():
                     await storing
@@ -183,14 +201,18 @@ class ScoringLoop(ConsumerRebalanceListener):
                         time.monotonic() - self._last_commit >= self.commit_interval):
                     await self.commit()
         finally:
-            if storing is not None:
-                if not storing.done():
-                    storing.cancel()  # not committed: read again by whoever owns it next
-                with contextlib.suppress(asyncio.CancelledError):
-                    await storing
-            await self.commit()
-            await consumer.stop()
-            log.info("event=scoring_loop_stopped")
+            try:
+                if storing is not None:
+                    if not storing.done():
+                        storing.cancel()  # not committed: read again by its next owner
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await storing
+                await self.commit()
+            except Exception:  # noqa: BLE001 - the consumer must leave the group regardless
+                log.exception("event=scoring_loop_failed")
+            finally:
+                await consumer.stop()
+                log.info("event=scoring_loop_stopped")
 
     async def _store(self, prepared: Prepared, raws: list[RawEvent]) -> None:
         outcome = await self.processor.store_batch(prepared)
@@ -252,4 +274,5 @@ def kafka_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         linger_ms=1,
         max_batch_size=256 * 1024,
+        max_request_size=MAX_OUTPUT_BYTES,
     )

@@ -62,6 +62,7 @@ class Prepared:
     outcome: Outcome
     ops: list[InvoiceOp] = field(default_factory=list)
     partitions: dict[int, float] = field(default_factory=dict)
+    failures: int = 0  # first purchases the model could not score (dead-lettered)
 
 
 class BatchProcessor:
@@ -142,6 +143,7 @@ class BatchProcessor:
             cid = str(ev.customer_id)
             if cid in failed and first.get(cid) is ev:
                 self._dead_letter(out, raw, "unscorable", failed[cid])
+                prepared.failures += 1
                 continue
             s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
             try:

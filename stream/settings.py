@@ -26,11 +26,12 @@ ENV_VARS: dict[str, tuple[str, str, str]] = {
     "BASKETCAST_TOPIC_DRIFT": ("topic_drift", "model-drift", "topic of drift detections"),
     "BASKETCAST_PARTITIONS": ("partitions", "4", "partitions of the topics the worker creates"),
     "BASKETCAST_WEB_PORT": ("web_port", "6066", "port of the worker's web server"),
-    "BASKETCAST_APP_ID": ("app_id", "basketcast", "Faust app id (consumer group)"),
+    "BASKETCAST_APP_ID": ("app_id", "basketcast",
+                          "consumer group of the invoices (Faust's own group: <id>-ops)"),
     "BASKETCAST_REDIS_PREFIX": ("redis_prefix", "", "prefix of every Redis key (isolates runs)"),
     "BASKETCAST_BATCH_MAX": ("batch_max", "2000", "most invoices in one micro-batch"),
     "BASKETCAST_BATCH_WITHIN_MS": (
-        "batch_within_ms", "20", "longest wait (ms) to fill a micro-batch"
+        "batch_within_ms", "20", "longest wait (ms) for records when none are buffered"
     ),
     "BASKETCAST_SERVICES_DIR": (
         "services_dir", ".cache", "where local Kafka/Redis keep jars, data, logs, pids"

@@ -11,8 +11,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
-    """Create the missing topics of `names` with `partitions` partitions; returns the created."""
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
+                        configs: dict[str, str] | None = None) -> list[str]:
+    """Create the missing topics of `names` with `partitions` partitions (and topic `configs`);
+    returns the created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -21,7 +23,8 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> li
         if missing:
             with suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1)
+                    [NewTopic(n, num_partitions=partitions, replication_factor=1,
+                              topic_configs=configs or {})
                      for n in missing]
                 )
             log.info("event=topics_created topics=%s partitions=%d", ",".join(missing), partitions)

@@ -1,7 +1,7 @@
 """Validate raw Kafka values into `InvoiceEvent`s; anything else becomes a reasoned rejection.
 
-The worker consumes raw bytes (value_serializer="raw") so that bad input reaches this module
-instead of crashing a Faust codec. `validate` never raises.
+The worker reads raw bytes (no deserialiser on the consumer) so that bad input reaches this module
+instead of crashing a deserialiser. `validate` never raises.
 
 >>> validate(b'{"invoice_id": "1", "customer_id": "7", "invoiced_at": "2010-01-04T09:00:00",'
 ...          b' "lines": [{"stock_code": "A", "quantity": 2, "unit_price": 1.5}]}').customer_id

@@ -13,6 +13,7 @@ from pathlib import Path
 import faust
 
 from stream.app import create_app
+from stream.consumer import MAX_OUTPUT_BYTES
 from stream.processor import BatchProcessor
 from stream.scoring import Scorer, serve_single_threaded
 from stream.settings import Settings
@@ -55,6 +56,7 @@ def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> i
         [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
          settings.topic_drift],
         settings.partitions,
+        {"max.message.bytes": str(MAX_OUTPUT_BYTES)},
     ))
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()  # returns when the worker stops (SIGTERM, Ctrl-C)

@@ -94,3 +94,25 @@ def test_columns_in_another_order_are_refused_as_scikit_learn_does(data) -> None
     _, fast = _pairs(lambda: RandomForestClassifier(n_estimators=5, random_state=0), x, y)
     with pytest.raises(ValueError, match="feature names"):
         fast.predict_proba(x[COLUMNS[::-1]])
+
+
+def test_infinite_values_are_refused_as_scikit_learn_does(data) -> None:
+    x, y, _ = data
+    _, fast = _pairs(lambda: RandomForestClassifier(n_estimators=5, random_state=0), x, y)
+    bad = x.iloc[:3].copy()
+    bad.iloc[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        fast.predict_proba(bad)
+
+
+def test_categorical_features_and_unfitted_prototypes_are_left_alone(data) -> None:
+    from sklearn.ensemble import BaggingClassifier
+
+    x, y, _ = data
+    with_cat = x.assign(region=pd.Categorical(np.where(x["hour"] > 12, "north", "south")))
+    boosted = HistGradientBoostingClassifier(max_iter=10, categorical_features="from_dtype")
+    assert speed_up(boosted.fit(with_cat, y)) == 0
+    bagged = BaggingClassifier(DecisionTreeClassifier(), n_estimators=3, random_state=0)
+    expected = bagged.fit(x, y).predict_proba(x)
+    speed_up(bagged)  # its fitted trees may be sped up; its prototype must not break it
+    assert np.array_equal(bagged.predict_proba(x), expected)
