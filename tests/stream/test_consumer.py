@@ -178,3 +178,52 @@ async def test_unscorable_first_purchase_is_dead_lettered(harness: Harness) -> N
     [dl] = harness.dead_letters
     assert dl.reason == "unscorable" and "BOOM" in dl.error
     assert await harness.store.customer("7") is None
+
+
+class FlakyProducer:
+    """`send` as aiokafka's: returns a future; the first `fail` sends' futures fail with `error`."""
+
+    def __init__(self, error: Exception | None, fail: int) -> None:
+        self.error, self.fail, self.sent = error, fail, []
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None):
+        import asyncio
+
+        fut = asyncio.get_running_loop().create_future()
+        if self.fail > 0 and self.error is not None:
+            self.fail -= 1
+            fut.set_exception(self.error)
+        else:
+            self.sent.append((topic, key, value))
+            fut.set_result(None)
+        return fut
+
+
+def _outcome() -> Outcome:
+    out = Outcome()
+    out.scores.append(("7", '{"x": 1}'))
+    out.dead_letters.append((b"7", '{"reason": "not_json"}'))
+    return out
+
+
+async def test_a_passing_broker_error_is_retried_and_the_batch_sent_again() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    from stream.consumer import KafkaPublisher
+    from stream.retry import Backoff
+
+    producer = FlakyProducer(KafkaTimeoutError(), fail=1)
+    await KafkaPublisher(producer, "scores", "dlq", Backoff(base=0.001)).publish(_outcome())
+    # the whole batch again: the dead letter that got through the first time is a duplicate
+    assert [t for t, _, _ in producer.sent] == ["dlq", "scores", "dlq"]
+
+
+async def test_a_permanent_broker_error_stops_instead_of_retrying_forever() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from stream.consumer import KafkaPublisher, PermanentSendError
+    from stream.retry import Backoff
+
+    producer = FlakyProducer(MessageSizeTooLargeError(), fail=1)
+    with pytest.raises(PermanentSendError, match="MessageSizeTooLarge"):
+        await KafkaPublisher(producer, "scores", "dlq", Backoff(base=0.001)).publish(_outcome())
