@@ -35,6 +35,10 @@ SCORE_COLUMNS = (
     "customer_id", "invoice_id", "first_purchase_at", "segment", "segment_label",
     "p_repeat", "expected_orders", "expected_spend", "model_version",
 )
+#: What the fitted objects look like; bump it when a fitted class gains or loses attributes, so
+#: an older bundle is refused with a message instead of failing at its first prediction.
+#: 2: the repeat model learns from a purchase history (`RepeatClassifier`).
+BUNDLE_FORMAT = 2
 #: outputs are rounded so a batch and a single call agree to the last digit
 ROUNDING = {"p_repeat": 6, "expected_orders": 4, "expected_spend": 2}
 
@@ -152,6 +156,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, card: dict[str, Any]) -> 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     bundle.model_version = digest
     card = {**card, "model_version": digest, "sklearn_version": sklearn.__version__,
+            "bundle_format": BUNDLE_FORMAT,
             "horizon_days": bundle.horizon_days, "model_file_sha256": digest}
     bundle.card = card
     (directory / CARD_FILE).write_text(json.dumps(card, indent=2, default=_json_default))
@@ -183,6 +188,10 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise BundleError(
             f"bundle {directory} was trained with scikit-learn {trained}; this environment has "
             f"{sklearn.__version__} (another major version): retrain with `basketcast train`")
+    if card.get("bundle_format") != BUNDLE_FORMAT:
+        raise BundleError(
+            f"bundle {directory} has format {card.get('bundle_format', 1)}; this basketcast "
+            f"serves format {BUNDLE_FORMAT}: retrain with `basketcast train`")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
     if card.get("model_version") and card["model_version"] != digest:
         raise BundleError(f"bundle {directory}: {MODEL_FILE} does not match its model card")

@@ -172,11 +172,19 @@ class Demo:
                 self.started_services.append(name)
 
     def train_if_needed(self) -> None:
+        from offline.bundle import BundleError, load_bundle
+
         bundle = Path(self.args.model)
         if (bundle / "model_card.json").exists():
-            print(f"demo: using the bundle at {bundle} (delete it to retrain)")
-            return
-        print(f"demo: no bundle at {bundle}: training on {self.args.data}")
+            try:
+                load_bundle(bundle)
+            except BundleError as exc:  # e.g. made by an older basketcast: the demo retrains
+                print(f"demo: {exc}; retraining")
+            else:
+                print(f"demo: using the bundle at {bundle} (delete it to retrain)")
+                return
+        else:
+            print(f"demo: no bundle at {bundle}: training on {self.args.data}")
         subprocess.run([*self.cli, "train", "--data", str(self.args.data), "--out", str(bundle)],
                        check=True, env=self.env)
 

@@ -103,6 +103,18 @@ def test_other_sklearn_major_is_refused(trained, tmp_path) -> None:
         offline.load_bundle(d)
 
 
+def test_bundle_of_an_older_format_is_refused(trained, tmp_path) -> None:
+    import shutil
+
+    d = tmp_path / "older"
+    shutil.copytree(_dir(trained), d)
+    card = json.loads((d / "model_card.json").read_text())
+    del card["bundle_format"]  # bundles before the format number
+    (d / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="format 1; this basketcast serves format"):
+        offline.load_bundle(d)
+
+
 def test_card_has_counts_metrics_and_versions(trained) -> None:
     card = json.loads((_dir(trained) / "model_card.json").read_text())
     for key in ("data", "cleaning", "versions", "categories", "segments", "classifiers",
