@@ -321,7 +321,8 @@ class Demo:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            doomed = [t for t in existing if t.startswith(s.topic_invoices.rsplit(".", 1)[0])]
+            prefixes = (s.topic_invoices.rsplit(".", 1)[0], f"{s.app_id}-")  # + Faust's own
+            doomed = [t for t in existing if t.startswith(prefixes)]
             if doomed:
                 await admin.delete_topics(doomed)
         finally:
