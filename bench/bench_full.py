@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -134,20 +133,9 @@ def main() -> None:
     parser.add_argument("--latency-n", type=int, default=5_000,
                         help="first-time-customer invoices for the latency run")
     parser.add_argument("--rate", type=float, default=200.0, help="offered invoices/s (latency)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
-                                                              "127.0.0.1:9092"))
-    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--web-port", type=int, default=6167)
-    parser.add_argument("--timeout", type=float, default=1200.0)
-    parser.add_argument("--workdir", default="/tmp/basketcast-bench")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
+    bs.add_run_args(parser, web_port=6167, timeout=1200.0)
     args = parser.parse_args()
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    bs.report(asyncio.run(run(args)), args.json)
 
 
 if __name__ == "__main__":

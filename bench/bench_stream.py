@@ -47,11 +47,12 @@ from stream.processor import BatchProcessor
 from stream.scoring import Scorer
 from stream.settings import Settings
 from stream.store import CustomerStore
-from stream.worker import freeze_startup_objects
+from stream.worker import freeze_startup_objects, share_the_interpreter_quickly
 s = Settings.from_env()
 store = CustomerStore(aioredis.from_url(s.redis_url), s.redis_prefix)
 app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False)
 freeze_startup_objects()
+share_the_interpreter_quickly()
 worker = faust.Worker(app, loglevel="warning")
 if os.environ.get("BENCH_PROFILE"):  # python -m pstats FILE
     import cProfile
@@ -330,25 +331,35 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="invoices for the throughput run")
     parser.add_argument("--latency-n", type=int, default=5_000)
     parser.add_argument("--rate", type=float, default=500.0, help="offered invoices/s (latency)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
-                                                              "127.0.0.1:9092"))
-    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--web-port", type=int, default=6166)
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--workdir", default="/tmp/basketcast-bench")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
+    add_run_args(parser, web_port=6166, timeout=300.0)
     parser.add_argument("--passthrough-child", nargs=3, metavar=("SOURCE", "SINK", "GROUP"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_child:
         asyncio.run(passthrough(args.bootstrap, *args.passthrough_child))
         return
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    report(asyncio.run(run(args)), args.json)
+
+
+def add_run_args(parser: argparse.ArgumentParser, *, web_port: int, timeout: float) -> None:
+    """Where the services are and what a run keeps (shared by the stream benchmarks)."""
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
+                                                              "127.0.0.1:9092"))
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--web-port", type=int, default=web_port)
+    parser.add_argument("--timeout", type=float, default=timeout)
+    parser.add_argument("--workdir", default="/tmp/basketcast-bench")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
+
+
+def report(result: dict, json_path: Path | None) -> None:
+    """Print the figures as JSON (and write them to `json_path`)."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        json_path.write_text(text)
 
 
 if __name__ == "__main__":

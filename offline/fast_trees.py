@@ -160,8 +160,9 @@ def _hist_raw(model: Any, packed: list[PackedTrees], fallback: Callable) -> Call
             return fallback(x, n_threads)
         base = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
         raw = np.empty((xv.shape[0], len(packed)), dtype=np.float64, order="F")
+        xv = np.asarray(xv, dtype=np.float64)
         for k, trees in enumerate(packed):
-            values = trees.value[trees.leaves(np.asarray(xv, dtype=np.float64))]
+            values = trees.value[trees.leaves(xv)]
             start = np.full((1, xv.shape[0]), base[k if base.size > 1 else 0])
             # baseline first, then iteration after iteration: scikit-learn's order of sums
             raw[:, k] = _sequential_sum(np.concatenate([start, values]))

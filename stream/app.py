@@ -85,8 +85,8 @@ def create_app(
             "event=worker_started app_id=%s invoices=%s scores=%s dlq=%s partitions=%d "
             "model_version=%s batch_max=%d batch_within_ms=%d", settings.app_id,
             settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
-            settings.partitions, getattr(scorer, "model_version", "?"), loop.batch_max,
-            loop.batch_within_ms,
+            settings.partitions, getattr(scorer, "model_version", "?"), settings.batch_max,
+            settings.batch_within_ms,
         )
 
     @app.timer(interval=stats_interval)

@@ -9,10 +9,10 @@ and held throughput to ~2,500 invoices/s. Here one `getmany` is one micro-batch.
 Delivery: at least once, made effectively once by the idempotent Lua script and the
 deterministic `event_id`. A batch's offsets are committed only after its Redis step succeeded
 and the broker acknowledged every output record; a commit is deferred to at most
-`commit_interval` seconds (one per batch would be one broker write per few records at low
-rates), and is forced when partitions are revoked and on stop.
+`COMMIT_INTERVAL_S`, and is forced when partitions are revoked and on stop.
 
->>> offsets = next_offsets([_Rec("invoices", 0, 7), _Rec("invoices", 0, 8), _Rec("invoices", 1, 3)])
+>>> records = [RawEvent(None, None, "invoices", p, o) for p, o in [(0, 7), (0, 8), (1, 3)]]
+>>> offsets = next_offsets(records)
 >>> sorted((tp.partition, o) for tp, o in offsets.items())
 [(0, 9), (1, 4)]
 """
@@ -24,8 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
@@ -46,23 +45,15 @@ MAX_OUTPUT_BYTES = 3 * 1024 * 1024
 
 class PermanentSendError(RuntimeError):
     """The broker refused an output for good (retrying cannot help): the worker stops."""
+
+
 BatchHook = Callable[[Outcome, list[RawEvent]], None]
+#: Offsets are committed at most this often (and on rebalance and stop): one commit per batch
+#: would be one broker write per few records at low rates.
+COMMIT_INTERVAL_S = 1.0
 
 
-class Record(Protocol):
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class _Rec:
-    topic: str
-    partition: int
-    offset: int
-
-
-def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
+def next_offsets(records: Iterable[RawEvent]) -> dict[TopicPartition, int]:
     """The offset to commit per partition after `records`: the highest one + 1."""
     out: dict[TopicPartition, int] = {}
     for r in records:
@@ -125,18 +116,10 @@ class ScoringLoop(ConsumerRebalanceListener):
         settings: Settings,
         processor: BatchProcessor,
         publish: Callable[[Outcome], Awaitable[None]],
-        *,
-        batch_max: int | None = None,
-        batch_within_ms: int | None = None,
-        commit_interval: float = 1.0,
     ) -> None:
         self.settings = settings
         self.processor = processor
         self.publish = publish
-        self.batch_max = batch_max or settings.batch_max
-        self.batch_within_ms = batch_within_ms if batch_within_ms is not None \
-            else settings.batch_within_ms
-        self.commit_interval = commit_interval
         self.hooks: list[BatchHook] = []
         #: awaited once before the first record is read (e.g. load the stored online model)
         self.before_start: list[Callable[[], Awaitable[None]]] = []
@@ -160,7 +143,7 @@ class ScoringLoop(ConsumerRebalanceListener):
             client_id=f"{s.app_id}-scorer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=max(1, self.batch_within_ms),
+            fetch_max_wait_ms=max(1, s.batch_within_ms),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=10_000,  # a killed worker's partitions move on within seconds
             heartbeat_interval_ms=3_000,
@@ -175,14 +158,14 @@ class ScoringLoop(ConsumerRebalanceListener):
         consumer = self.consumer = self.make_consumer()
         await consumer.start()
         consumer.subscribe([self.settings.topic_invoices], listener=self)
+        s = self.settings
         log.info("event=scoring_loop_started topic=%s group=%s batch_max=%d within_ms=%d",
-                 self.settings.topic_invoices, self.settings.app_id, self.batch_max,
-                 self.batch_within_ms)
+                 s.topic_invoices, s.app_id, s.batch_max, s.batch_within_ms)
         storing: asyncio.Task[None] | None = None
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=self.batch_within_ms,
-                                               max_records=self.batch_max)
+                batch = await consumer.getmany(timeout_ms=s.batch_within_ms,
+                                               max_records=s.batch_max)
                 records = [r for recs in batch.values() for r in recs]
                 if records:
                     raws = raw_events(records)
@@ -198,7 +181,7 @@ class ScoringLoop(ConsumerRebalanceListener):
                     await storing
                     storing = None
                 if self._uncommitted and (
-                        time.monotonic() - self._last_commit >= self.commit_interval):
+                        time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
                     await self.commit()
         finally:
             try:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError, NoScriptError
@@ -40,8 +41,6 @@ class HiredisPackedConnection(Connection):
     """
 
     def pack_command(self, *args: object) -> list[bytes]:
-        import hiredis
-
         if isinstance(args[0], str):  # "SCRIPT LOAD" -> two arguments, as redis-py does
             args = (*args[0].encode().split(), *args[1:])
         try:
@@ -51,15 +50,11 @@ class HiredisPackedConnection(Connection):
 
 
 def redis_client(url: str) -> Redis:
-    """An asyncio client for `url`; TCP connections pack commands with hiredis when installed.
+    """An asyncio client for `url`; TCP connections pack commands with hiredis.
 
     >>> redis_client("redis://127.0.0.1:6379/0").connection_pool.connection_class.__name__
     'HiredisPackedConnection'
     """
-    try:
-        import hiredis  # noqa: F401
-    except ImportError:
-        return Redis.from_url(url)
     if url.startswith("redis://"):
         return Redis.from_url(url, connection_class=HiredisPackedConnection)
     return Redis.from_url(url)

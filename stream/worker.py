@@ -42,7 +42,7 @@ def freeze_startup_objects() -> None:
     """Keep the collector off what was loaded at start-up (the bundle, Faust, pandas).
 
     A micro-batch allocates tens of thousands of objects (an invoice's lines), which sets off
-    collections that each walked the whole start-up heap: 60 % of the validation time went to
+    collections that each walked the whole start-up heap: 70 % of the validation time went to
     the collector. Frozen objects are never scanned; a larger first generation collects less
     often between batches.
     """
