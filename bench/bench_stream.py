@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -148,6 +149,22 @@ async def passthrough(bootstrap: str, source: str, sink: str, group: str) -> Non
         await producer.stop()
 
 
+def batch_totals(web_port: int) -> tuple[float, float] | None:
+    """(events, batches) so far, from the worker's `/metrics`; None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line.startswith("basketcast_batch_events_"))
+    try:
+        return (float(values["basketcast_batch_events_sum"]),
+                float(values["basketcast_batch_events_count"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from /proc; 0 elsewhere."""
     try:
@@ -219,15 +236,21 @@ async def run(args: argparse.Namespace) -> dict:
         await wait_markers(out, warm, args.timeout, proc=worker)
         print("worker throughput:")
         c0 = cpu_seconds(worker.pid)
+        b0 = await asyncio.to_thread(batch_totals, args.web_port)
         t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
         t1, n_out = await wait_markers(out, markers, args.timeout, proc=worker)
+        b1 = await asyncio.to_thread(batch_totals, args.web_port)
+        if b0 and b1 and b1[1] > b0[1]:
+            result["mean_batch_events"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
         result["worker_per_s"] = len(records) / (t1 - t0)
         result["worker_per_cpu_s"] = len(records) / max(cpu_seconds(worker.pid) - c0, 1e-9)
         result["scores_out"] = n_out - len(markers)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
         print(f"  worker: {result['worker_per_s']:,.0f} invoices/s "
               f"({result['ratio_to_passthrough']:.0%} of passthrough), "
-              f"{result['worker_per_cpu_s']:,.0f} per CPU-second, {result['scores_out']:,} scores")
+              f"{result['worker_per_cpu_s']:,.0f} per CPU-second, {result['scores_out']:,} scores"
+              + (f", {result['mean_batch_events']:,.0f} events per batch"
+                 if "mean_batch_events" in result else ""))
 
         # --- latency at a fixed offered rate -------------------------------------------
         if lat_events:

@@ -126,14 +126,24 @@ def _frame_values(model: Any, x: Any) -> np.ndarray | None:
         return None
 
 
+def _sklearn_leaves(trees: list[Any], roots: np.ndarray, x32: np.ndarray) -> np.ndarray:
+    """(trees, rows) packed leaf node of every tree for every row, found by scikit-learn's own
+    compiled walk (`Tree.apply`, float32 input): forest trees grown to depth ~20 are walked
+    2-3x faster this way than level by level, and these are scikit-learn's very leaves."""
+    x32 = np.ascontiguousarray(x32, dtype=np.float32)
+    return np.stack([t.apply(x32) for t in trees]) + roots[:, None]
+
+
 def _forest_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callable:
+    trees = [e.tree_ for e in model.estimators_]
+
     def predict_proba(x: Any) -> np.ndarray:
         xv = _frame_values(model, x)
         # float32, as the trees compare
         xv = model._validate_X_predict(x) if xv is None else xv.astype(np.float32)
         if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x)
-        per_tree = packed.value[packed.leaves(xv.astype(np.float64))]
+        per_tree = packed.value[_sklearn_leaves(trees, packed.roots, xv)]
         return _sequential_sum(per_tree) / len(packed.roots)
 
     return predict_proba
@@ -145,7 +155,7 @@ def _tree_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callable
         xv = model._validate_X_predict(x, check_input) if xv is None else xv.astype(np.float32)
         if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x, check_input)
-        return packed.value[packed.leaves(xv.astype(np.float64))[0]]
+        return packed.value[_sklearn_leaves([model.tree_], packed.roots, xv)[0]]
 
     return predict_proba
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from offline.events import product_lines
-from schemas.invoice import InvoiceEvent, InvoiceLine
+from schemas.invoice import InvoiceEvent
 from stream.store import InvoiceOp
 
 
@@ -36,43 +36,29 @@ def event_time(when: datetime) -> float:
     return when.timestamp()
 
 
-def classify(ev: InvoiceEvent) -> tuple[str, list[InvoiceLine]]:
-    """(kind, clean product lines) with ONE pass over the lines.
-
-    The same rule as `offline.events.is_first_purchase_candidate` (not C, not A, positive
-    `clean_total`), computed from the lines it needs anyway; tests/stream/test_aggregates.py
-    checks both agree on the shipped log.
-    """
-    lines = product_lines(ev)
-    if ev.is_cancellation:
-        return "C", lines
-    if ev.is_adjustment:
-        return "A", lines
-    total = float(sum(line.quantity * line.unit_price for line in lines))
-    return ("P" if total > 0 else "O"), lines
-
-
 def invoice_op(
     ev: InvoiceEvent,
     category_of: Callable[[str, str | None], int],
-    *,
-    classified: tuple[str, list[InvoiceLine]] | None = None,
-    score_json: str = "",
-    features_json: str = "",
-    due: float = 0.0,
 ) -> InvoiceOp:
-    """The Lua script's arguments for `ev` (a customer's invoice).
-
-    `classified`: `classify(ev)` if the caller has it (saves a pass over the lines).
-    """
+    """The Lua script's arguments for `ev` (a customer's invoice), with ONE pass over its clean
+    lines: the kind (`offline.events.is_first_purchase_candidate` is "P"; tests/stream/
+    test_aggregates.py checks both agree on the shipped log) and, when it counts, the figures.
+    A first purchase's score is attached later (`with_score`)."""
     assert ev.customer_id is not None, "guests have no state"
-    kind, lines = classified or classify(ev)
+    lines = product_lines(ev)
+    amounts = [line.quantity * line.unit_price for line in lines]
+    total = float(sum(amounts))
+    if ev.is_cancellation:
+        kind = "C"
+    elif ev.is_adjustment:
+        kind = "A"
+    else:
+        kind = "P" if total > 0 else "O"
     spend, items = 0.0, 0
     cats: dict[int, float] = {}
     if kind in ("P", "C"):  # == counts_toward_spend(ev)
-        for line in lines:
-            amount = line.quantity * line.unit_price
-            spend += amount
+        spend = total
+        for line, amount in zip(lines, amounts, strict=True):
             items += line.quantity
             cat = int(category_of(line.stock_code, line.description))
             cats[cat] = cats.get(cat, 0.0) + amount
@@ -81,10 +67,7 @@ def invoice_op(
         invoice_id=ev.invoice_id,
         ts=event_time(ev.invoiced_at),
         kind=kind,
-        spend=float(spend),
+        spend=spend,
         items=int(items),
         category_spend=cats,
-        score_json=score_json,
-        features_json=features_json,
-        due=due,
     )

@@ -14,6 +14,8 @@ apps in one process never collide.
 True
 >>> 'basketcast_first_purchases_total 1.0' in text
 True
+>>> 'basketcast_batch_events_sum 1.0' in text
+True
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ __all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
 #: Seconds from a record's Kafka timestamp to the end of its batch (scores handed to the
 #: producer): the event -> score latency.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Records per micro-batch: every batch pays a fixed cost (a model call, Redis round trips),
+#: so small batches under load mean the worker is spending its time on that.
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 
 
 class WorkerMetrics:
@@ -53,6 +58,9 @@ class WorkerMetrics:
             "basketcast_event_to_score_seconds",
             "from the record's Kafka timestamp to its batch's outputs handed to the producer",
             buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "basketcast_batch_events", "invoice events per micro-batch",
+            buckets=BATCH_BUCKETS, registry=r)
 
     def observe_batch(self, outcome: Any, raws: Sequence[Any], now: float | None = None) -> None:
         """Count a processed micro-batch (`stream.processor.Outcome`, its `RawEvent`s)."""
@@ -64,6 +72,7 @@ class WorkerMetrics:
         for key, n in c.items():
             if key.startswith("dead_letter:"):
                 self.dead_letters.labels(reason=key.split(":", 1)[1]).inc(n)
+        self.batch_size.observe(len(raws))
         now = time.time() if now is None else now
         for raw in raws:
             if raw.timestamp is not None:

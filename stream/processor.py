@@ -4,8 +4,9 @@ Kafka-free, so the consuming loop stays short and the logic is tested without a 
 Two phases, so the loop can prepare a batch while Redis still applies the previous one:
 
     prepare: validate -> dead letters | guests (counted) | customers' invoices
-             -> which candidates' customers have no first purchase yet (one pipelined read)
-             -> score those first purchases (one model call) -> the script calls
+             -> the script calls (one pass over each invoice's lines)
+             -> which purchases' customers have no first purchase yet (one pipelined read)
+             -> score those first purchases (one model call), attach the scores
     store:   apply every invoice with the Lua script (one pipeline)
              -> register scored customers for label maturation, advance the watermarks
 
@@ -20,14 +21,14 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from schemas.dead_letter import DeadLetter
 from schemas.invoice import InvoiceEvent
-from stream.aggregates import classify, event_time, invoice_op
+from stream.aggregates import event_time, invoice_op
 from stream.retry import Backoff, retry_until_done
-from stream.scoring import Scored, Scorer
+from stream.scoring import Scorer
 from stream.store import CustomerStore, InvoiceOp
 from stream.validate import Rejection, validate
 
@@ -125,40 +126,41 @@ class BatchProcessor:
     async def _customers(
         self, invoices: list[tuple[RawEvent, InvoiceEvent]], prepared: Prepared
     ) -> None:
-        out = prepared.outcome
-        classified = [classify(ev) for _, ev in invoices]
-        candidates = [ev for (_, ev), (kind, _) in zip(invoices, classified, strict=True)
-                      if kind == "P"]
-        known = await retry_until_done(
-            lambda: self.store.have_first_purchase(str(ev.customer_id) for ev in candidates),
-            "read_first_purchases", self.backoff,
-        )
-        first: dict[str, InvoiceEvent] = {}
-        for ev in candidates:  # in offset order: per customer, in time order
-            cid = str(ev.customer_id)
-            if not known[cid] and cid not in first:
-                first[cid] = ev
-        scored, failed = await self.scorer.score_async(list(first.values()))
-        for (raw, ev), cls in zip(invoices, classified, strict=True):
-            cid = str(ev.customer_id)
-            if cid in failed and first.get(cid) is ev:
-                self._dead_letter(out, raw, "unscorable", failed[cid])
-                prepared.failures += 1
-                continue
-            s: Scored | None = scored.get(cid) if first.get(cid) is ev else None
+        out, partitions = prepared.outcome, prepared.partitions
+        ops: list[tuple[RawEvent, InvoiceEvent, InvoiceOp]] = []
+        for raw, ev in invoices:
             try:
-                prepared.ops.append(
-                    invoice_op(ev, self.scorer.category_of, classified=cls,
-                               score_json=s.score_json, features_json=s.features_json, due=s.due)
-                    if s else invoice_op(ev, self.scorer.category_of, classified=cls)
-                )
+                op = invoice_op(ev, self.scorer.category_of)
             except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
                 self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
-        partitions = prepared.partitions  # per-partition watermarks (the learner's minimum)
-        for raw, ev in invoices:
-            ts = event_time(ev.invoiced_at)
+                ts = event_time(ev.invoiced_at)
+            else:
+                ops.append((raw, ev, op))
+                ts = op.ts
+            # per-partition watermarks (the learner matures labels up to their minimum)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts
+        candidates = [op.customer_id for _, _, op in ops if op.kind == "P"]
+        known = await retry_until_done(
+            lambda: self.store.have_first_purchase(candidates), "read_first_purchases",
+            self.backoff,
+        )
+        first: dict[str, InvoiceEvent] = {}
+        for _, ev, op in ops:  # in offset order: per customer, in time order
+            if op.kind == "P" and not known[op.customer_id] and op.customer_id not in first:
+                first[op.customer_id] = ev
+        scored, failed = await self.scorer.score_async(list(first.values()))
+        for raw, ev, op in ops:
+            if first.get(op.customer_id) is ev:
+                if op.customer_id in failed:
+                    self._dead_letter(out, raw, "unscorable", failed[op.customer_id])
+                    prepared.failures += 1
+                    continue
+                s = scored.get(op.customer_id)
+                if s is not None:
+                    op = replace(op, score_json=s.score_json, features_json=s.features_json,
+                                 due=s.due)
+            prepared.ops.append(op)
 
     def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:
         dl = DeadLetter.from_raw(

@@ -104,9 +104,9 @@ class Scorer:
         candidates), without computing the features a second time for storage."""
         frame = self.bundle.features(events)
         pred = self.bundle.predict(frame).to_dict("records")
-        features = _features_by_customer(frame, events)
+        feature_rows = _feature_rows(frame)
         out: dict[str, Scored] = {}
-        for ev, row in zip(events, pred, strict=True):
+        for ev, row, features in zip(events, pred, feature_rows, strict=True):
             cid = str(ev.customer_id)
             score = CustomerScored(
                 event_id=score_event_id(self.model_version, cid, ev.invoice_id),
@@ -121,12 +121,10 @@ class Scorer:
                 horizon_days=self.horizon_days,
                 model_version=str(row.get("model_version", self.model_version)),
                 scored_at=now,
-                **self._online_fields(features.get(cid, {}), row),
+                **self._online_fields(features, row),
             )
             due = event_time(ev.invoiced_at + timedelta(days=self.horizon_days))
-            out[cid] = Scored(
-                score, score.model_dump_json(), json.dumps(features.get(cid, {})), due
-            )
+            out[cid] = Scored(score, score.model_dump_json(), json.dumps(features), due)
         return out
 
     def _online_fields(self, features: dict, row: dict) -> dict[str, Any]:
@@ -167,22 +165,21 @@ def serve_single_threaded(bundle: object) -> None:
             log.warning("event=serial_config_skipped model=%s", name, exc_info=True)
 
 
-def _features_by_customer(df: pd.DataFrame, events: list[InvoiceEvent]) -> dict[str, dict]:
-    """customer id -> {feature: JSON-safe value} from the bundle's feature frame."""
-    if df is None or len(df) == 0:
-        return {}
-    if "customer_id" in df.columns:
-        ids = df["customer_id"].astype(str).tolist()
-        df = df.drop(columns=["customer_id"])
-    elif df.index.name == "customer_id":
-        ids = df.index.astype(str).tolist()
-    else:
-        ids = [str(ev.customer_id) for ev in events][: len(df)]
-    records = df.to_dict(orient="records")
-    return {
-        cid: {str(k): _jsonable(v) for k, v in rec.items()}
-        for cid, rec in zip(ids, records, strict=False)
-    }
+def _feature_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The bundle's feature frame (one row per invoice, in order) as JSON-safe dicts.
+
+    >>> _feature_rows(pd.DataFrame({"a": [1.5, float("nan")], "b": [2, 3]}))
+    [{'a': 1.5, 'b': 2.0}, {'a': None, 'b': 3.0}]
+    """
+    names = [str(c) for c in frame.columns]
+    try:  # the usual case, numbers only: no per-value conversions
+        values = frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        return [{k: _jsonable(v) for k, v in zip(names, rec, strict=True)}
+                for rec in frame.itertuples(index=False, name=None)]
+    finite = np.isfinite(values).all(axis=1).tolist()
+    return [dict(zip(names, row if ok else [_jsonable(v) for v in row], strict=True))
+            for row, ok in zip(values.tolist(), finite, strict=True)]
 
 
 def _jsonable(v: object) -> object:
