@@ -5,8 +5,10 @@ each) and a histogram gradient-boosting model iteration by iteration: ~7 ms for 
 forest and ~2.5 ms for a 100-iteration model, even for one row. The stream scores micro-batches
 of a few first purchases, so that fixed cost was most of its latency. `speed_up(model)` packs
 the trees of every forest, decision tree and histogram gradient-boosting model inside a fitted
-object (pipelines, voting ensembles, attributes of custom estimators) into flat arrays, and
-walks every tree for every row together, one level per step.
+object (pipelines, voting ensembles, attributes of custom estimators) into flat arrays. The
+boosted trees (shallow) are walked all together with numpy, one level per step; the forests'
+trees (grown to depth ~20) are walked by scikit-learn's compiled `Tree.apply`, one call per
+tree, with no joblib dispatch or lock between them.
 
 The numbers are scikit-learn's: the same input validation and dtype (float32 for forests and
 trees, float64 for gradient boosting), the same `<=` comparisons against the same thresholds,

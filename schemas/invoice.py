@@ -24,6 +24,28 @@ MAX_ABS_QUANTITY = 1_000_000
 MAX_ABS_PRICE = 1_000_000.0
 
 
+def customer_id_text(v: object) -> object:
+    """A customer id as its text: "17850.0" (the older UCI file stores ids as floats) and 17850
+    both mean "17850"; "" means no customer. Anything else is returned for the type check.
+
+    >>> customer_id_text(17850), customer_id_text("17850.0"), customer_id_text("")
+    ('17850', '17850', None)
+    """
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise ValueError("customer_id must be a string or an integer")
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(f"customer_id {v!r} is not an integer id")
+        return str(int(v))
+    if isinstance(v, str) and v.endswith(".0") and v[:-2].isdigit():
+        return v[:-2]
+    return v
+
+
 class InvoiceLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -45,20 +67,7 @@ class InvoiceEvent(BaseModel):
     @field_validator("customer_id", mode="before")
     @classmethod
     def _customer_id_as_text(cls, v: object) -> object:
-        # "17850.0" (the older UCI file stores ids as floats) and 17850 both mean "17850".
-        if v is None or v == "":
-            return None
-        if isinstance(v, bool):
-            raise ValueError("customer_id must be a string or an integer")
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, float):
-            if not v.is_integer():
-                raise ValueError(f"customer_id {v!r} is not an integer id")
-            return str(int(v))
-        if isinstance(v, str) and v.endswith(".0") and v[:-2].isdigit():
-            return v[:-2]
-        return v
+        return customer_id_text(v)
 
     @property
     def is_cancellation(self) -> bool:

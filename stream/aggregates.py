@@ -25,8 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from offline.events import product_lines
-from schemas.invoice import InvoiceEvent
 from stream.store import InvoiceOp
+from stream.validate import Invoice
 
 
 def event_time(when: datetime) -> float:
@@ -37,7 +37,7 @@ def event_time(when: datetime) -> float:
 
 
 def invoice_op(
-    ev: InvoiceEvent,
+    ev: Invoice,
     category_of: Callable[[str, str | None], int],
 ) -> InvoiceOp:
     """The Lua script's arguments for `ev` (a customer's invoice), with ONE pass over its clean

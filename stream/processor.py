@@ -25,12 +25,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from schemas.dead_letter import DeadLetter
-from schemas.invoice import InvoiceEvent
 from stream.aggregates import event_time, invoice_op
 from stream.retry import Backoff, retry_until_done
 from stream.scoring import Scorer
 from stream.store import CustomerStore, InvoiceOp
-from stream.validate import Rejection, validate
+from stream.validate import Invoice, Rejection, validate
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class BatchProcessor:
         in that batch is then scored twice, and the script keeps the first score only."""
         out = Outcome()
         out.counts["events"] += len(raws)
-        invoices: list[tuple[RawEvent, InvoiceEvent]] = []
+        invoices: list[tuple[RawEvent, Invoice]] = []
         for raw in raws:
             checked = validate(raw.value)
             if isinstance(checked, Rejection):
@@ -124,10 +123,10 @@ class BatchProcessor:
         return out
 
     async def _customers(
-        self, invoices: list[tuple[RawEvent, InvoiceEvent]], prepared: Prepared
+        self, invoices: list[tuple[RawEvent, Invoice]], prepared: Prepared
     ) -> None:
         out, partitions = prepared.outcome, prepared.partitions
-        ops: list[tuple[RawEvent, InvoiceEvent, InvoiceOp]] = []
+        ops: list[tuple[RawEvent, Invoice, InvoiceOp]] = []
         for raw, ev in invoices:
             try:
                 op = invoice_op(ev, self.scorer.category_of)
@@ -145,7 +144,7 @@ class BatchProcessor:
             lambda: self.store.have_first_purchase(candidates), "read_first_purchases",
             self.backoff,
         )
-        first: dict[str, InvoiceEvent] = {}
+        first: dict[str, Invoice] = {}
         for _, ev, op in ops:  # in offset order: per customer, in time order
             if op.kind == "P" and not known[op.customer_id] and op.customer_id not in first:
                 first[op.customer_id] = ev

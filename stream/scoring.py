@@ -4,6 +4,9 @@
 `model_version`, `horizon_days`). It takes the steps of the bundle's `score_invoices` (the
 features of the first purchases, one `predict`), keeping the features to store with the score;
 the end-to-end tests prove a streamed score equals `basketcast score` on the same invoice.
+First purchases come as `stream.validate.Invoice`s: the contract's `InvoiceEvent`, or the fast
+decoder's view of one with the same attribute values (tests/stream/test_fast_invoice.py); the
+bundle's feature function reads only those attributes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from schemas.invoice import InvoiceEvent
 from schemas.scored import CustomerScored, score_event_id
 from stream.aggregates import event_time
+from stream.validate import Invoice
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class Bundle(Protocol):
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame: ...
 
-    def features(self, invoices: list[InvoiceEvent]) -> pd.DataFrame: ...
+    def features(self, invoices: list[Invoice]) -> pd.DataFrame: ...
 
     def category_of(self, stock_code: str, description: str | None) -> int: ...
 
@@ -68,14 +72,14 @@ class Scorer:
         )
 
     async def score_async(
-        self, first_purchases: Sequence[InvoiceEvent]
+        self, first_purchases: Sequence[Invoice]
     ) -> tuple[dict[str, Scored], dict[str, str]]:
         """`score` in the scorer's thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.score, first_purchases)
 
     def score(
-        self, first_purchases: Sequence[InvoiceEvent], now: datetime | None = None
+        self, first_purchases: Sequence[Invoice], now: datetime | None = None
     ) -> tuple[dict[str, Scored], dict[str, str]]:
         """Score first purchases (one per customer): (customer -> Scored, customer -> error).
 
@@ -99,7 +103,7 @@ class Scorer:
                 failed[str(ev.customer_id)] = f"{type(exc).__name__}: {exc}"
         return scored, failed
 
-    def _score(self, events: list[InvoiceEvent], now: datetime) -> dict[str, Scored]:
+    def _score(self, events: list[Invoice], now: datetime) -> dict[str, Scored]:
         """Features once, one vectorised predict: the same steps as `score_invoices` (for
         candidates), without computing the features a second time for storage."""
         frame = self.bundle.features(events)

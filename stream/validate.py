@@ -1,7 +1,9 @@
-"""Validate raw Kafka values into `InvoiceEvent`s; anything else becomes a reasoned rejection.
+"""Validate raw Kafka values into invoice events; anything else becomes a reasoned rejection.
 
 The worker reads raw bytes (no deserialiser on the consumer) so that bad input reaches this module
-instead of crashing a deserialiser. `validate` never raises.
+instead of crashing a deserialiser. `validate` never raises. A valid event comes back as a
+`stream.fast_invoice.FastInvoice` when the fast decoder accepts it, else the contract
+(`InvoiceEvent`) decides: an `InvoiceEvent`, or the reason it is not one.
 
 >>> validate(b'{"invoice_id": "1", "customer_id": "7", "invoiced_at": "2010-01-04T09:00:00",'
 ...          b' "lines": [{"stock_code": "A", "quantity": 2, "unit_price": 1.5}]}').customer_id
@@ -19,6 +21,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from schemas.invoice import MAX_EVENT_BYTES, MAX_LINES, InvoiceEvent
+from stream.fast_invoice import FastInvoice, decode
+
+#: A valid invoice event as the stream reads it (the same attributes either way).
+Invoice = InvoiceEvent | FastInvoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +35,15 @@ class Rejection:
     error: str
 
 
-def validate(raw: bytes | None) -> InvoiceEvent | Rejection:
+def validate(raw: bytes | None) -> Invoice | Rejection:
     """Parse and check one raw event value."""
     if raw is None:
         return Rejection("not_json", "empty value (tombstone)")
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection("too_large", f"{len(raw)} bytes > MAX_EVENT_BYTES={MAX_EVENT_BYTES}")
+    fast = decode(raw)
+    if fast is not None:
+        return fast
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -87,4 +96,4 @@ def _summary(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["MAX_LINES", "Rejection", "validate"]
+__all__ = ["MAX_LINES", "Invoice", "Rejection", "validate"]

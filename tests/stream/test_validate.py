@@ -11,6 +11,7 @@ from stream_fakes import invoice_json
 
 from schemas.dead_letter import REASONS
 from schemas.invoice import MAX_EVENT_BYTES, MAX_LINES, InvoiceEvent
+from stream.fast_invoice import FastInvoice
 from stream.validate import Rejection, validate
 
 
@@ -54,9 +55,9 @@ def test_wrong_top_level_type() -> None:
 
 def test_valid_event() -> None:
     ev = validate(invoice_json("489434", "13085.0"))
-    assert isinstance(ev, InvoiceEvent) and ev.customer_id == "13085"
+    assert isinstance(ev, InvoiceEvent | FastInvoice) and ev.customer_id == "13085"
 
 
 @given(st.binary(max_size=200))
 def test_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
-    assert isinstance(validate(raw), InvoiceEvent | Rejection)
+    assert isinstance(validate(raw), InvoiceEvent | FastInvoice | Rejection)
