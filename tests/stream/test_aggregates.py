@@ -13,7 +13,8 @@ from offline.events import (
     is_first_purchase_candidate,
     product_lines,
 )
-from stream.aggregates import invoice_op
+from stream.aggregates import invoice_op, product_category
+from stream.fast_invoice import decode
 from stream.replay import encode, load_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +45,16 @@ def test_invoice_kind_agrees_with_offline_on_the_whole_log(all_events: list) -> 
     customers = [ev for ev in all_events if ev.customer_id is not None]
     assert len(customers) > 1000
     for ev in customers:
-        kind = invoice_op(ev, category_of=lambda code, desc: 0).kind
+        kind = invoice_op(ev, product_category(lambda code, desc: 0)).kind
         assert (kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
         assert (kind in ("P", "C")) == counts_toward_spend(ev), ev.invoice_id
 
 
 def test_invoice_op_follows_offline_rules(events: list) -> None:
+    line_category = product_category(lambda code, desc: len(code) % 3)
     for ev in (e for e in events if e.customer_id is not None):
-        op = invoice_op(ev, category_of=lambda code, desc: len(code) % 3)
+        op = invoice_op(ev, line_category)
+        assert invoice_op(decode(encode(ev)[1]), line_category) == op  # the worker's view
         assert (op.kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
         assert op.kind != "P" or not (ev.is_cancellation or ev.is_adjustment)
         if counts_toward_spend(ev):
