@@ -66,44 +66,67 @@ def feature_names(n_categories: int) -> list[str]:
 
 
 def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[str, float]:
-    """Features of a first purchase, from that invoice alone (see module docstring)."""
+    """Features of a first purchase, from that invoice alone (see module docstring).
+
+    One pass over the clean lines (the stream computes this for every new customer, so it is
+    written for speed); sums run in line order, as `sum()` over the lines would.
+    """
     lines = product_lines(ev)
-    pos = [ln for ln in lines if ln.quantity > 0]
-    values = [ln.quantity * ln.unit_price for ln in lines]
-    total = sum(values)
-    prices = [ln.unit_price for ln in pos] or [0.0]
-    qtys = [float(ln.quantity) for ln in pos] or [0.0]
+    category_of, reference_price = categoriser.category_of, categoriser.reference_price
     n_cat = int(categoriser.n_categories_)
     shares = [0.0] * n_cat
-    pos_value = sum(ln.quantity * ln.unit_price for ln in pos)
+    total: float = 0  # all clean lines (returns subtract)
+    pos_value: float = 0  # lines with a positive quantity
     ratio_num = 0.0
-    for ln in pos:
-        value = ln.quantity * ln.unit_price
-        c = categoriser.category_of(ln.stock_code, ln.description, ln.unit_price)
-        shares[c] += value
-        ref = categoriser.reference_price(ln.stock_code)
-        ratio_num += value * (ln.unit_price / ref if ref else 1.0)
+    max_value: float | None = None
+    n_negative = 0
+    prices: list[float] = []
+    qtys: list[float] = []
+    codes = set()
+    for ln in lines:
+        quantity, price, code = ln.quantity, ln.unit_price, ln.stock_code
+        value = quantity * price
+        total += value
+        if max_value is None or value > max_value:
+            max_value = value
+        codes.add(code)
+        if quantity < 0:
+            n_negative += 1
+        elif quantity > 0:
+            prices.append(price)
+            qtys.append(float(quantity))
+            pos_value += value
+            shares[category_of(code, ln.description, price)] += value
+            ref = reference_price(code)
+            ratio_num += value * (price / ref if ref else 1.0)
+    n_nonproduct, postage = 0, False
+    for ln in ev.lines:
+        n_nonproduct += not is_product_code(ln.stock_code)
+        postage = postage or is_postage_code(ln.stock_code)
     n_basket_categories = sum(s > 0 for s in shares)
     if pos_value > 0:
         shares = [s / pos_value for s in shares]
+    has_pos = bool(prices)
+    prices = prices or [0.0]
+    qtys = qtys or [0.0]
     when = ev.invoiced_at
     country = (ev.country or "").strip()
     f: dict[str, float] = {
         "basket_value": float(total),
         "log_basket_value": math.log1p(max(total, 0.0)),
         "n_lines": float(len(lines)),
-        "n_products": float(len({ln.stock_code for ln in lines})),
+        "n_products": float(len(codes)),
         "log_quantity": math.log1p(sum(qtys)),
         "mean_unit_price": sum(prices) / len(prices),
         "max_unit_price": max(prices),
         "min_unit_price": min(prices),
         "median_line_quantity": median(qtys),
         "max_line_quantity": max(qtys),
-        "max_line_value": max(values, default=0.0),
-        "share_lines_qty12": sum(q >= 12 for q in qtys) / len(qtys) if pos else 0.0,
-        "n_negative_lines": float(sum(ln.quantity < 0 for ln in lines)),
-        "n_nonproduct_lines": float(sum(not is_product_code(ln.stock_code) for ln in ev.lines)),
-        "has_postage": float(any(is_postage_code(ln.stock_code) for ln in ev.lines)),
+        "max_line_value": 0.0 if max_value is None else max_value,
+        "share_lines_qty12": sum(q >= 12 for q in qtys) / len(qtys) if has_pos else 0.0,
+        "n_negative_lines": float(n_negative),
+        "n_nonproduct_lines": float(n_nonproduct),
+        "has_postage": float(postage),
         "hour": float(when.hour) + when.minute / 60.0,
         "weekday": float(when.weekday()),
         "month": float(when.month),

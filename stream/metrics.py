@@ -20,12 +20,16 @@ True
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
 
@@ -35,6 +39,47 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 #: Records per micro-batch: every batch pays a fixed cost (a model call, Redis round trips),
 #: so small batches under load mean the worker is spending its time on that.
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+
+class BatchHistogram:
+    """A Prometheus histogram fed a whole batch of values at once (one numpy pass; one
+    `Histogram.observe` per record cost ~1 us of the worker's ~100 us per invoice).
+
+    >>> registry = CollectorRegistry()
+    >>> h = BatchHistogram("demo_seconds", "demo", (0.1, 1.0), registry)
+    >>> h.observe_many([0.05, 0.1, 0.5, 3.0])
+    >>> sample = registry.get_sample_value
+    >>> [sample("demo_seconds_bucket", {"le": le}) for le in ("0.1", "1.0", "+Inf")]
+    [2.0, 3.0, 4.0]
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # the last one: +Inf
+        self.total = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: Sequence[float] | np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        if v.size == 0:
+            return
+        # bucket i holds bounds[i-1] < v <= bounds[i], as Prometheus' "le"
+        counts = np.bincount(np.searchsorted(self.bounds, v, side="left"),
+                             minlength=len(self.counts))
+        with self._lock:
+            self.counts += counts
+            self.total += float(v.sum())
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative, total = np.cumsum(self.counts).astype(float).tolist(), self.total
+        les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        yield HistogramMetricFamily(self.name, self.documentation,
+                                    buckets=list(zip(les, cumulative, strict=True)),
+                                    sum_value=total)
 
 
 class WorkerMetrics:
@@ -54,10 +99,10 @@ class WorkerMetrics:
             "basketcast_drift_detections", "drift detections (ModelDrift events)", registry=r)
         self.online_version = Gauge(
             "basketcast_online_model_version", "online model version served", registry=r)
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "basketcast_event_to_score_seconds",
             "from the record's Kafka timestamp to its batch's outputs handed to the producer",
-            buckets=LATENCY_BUCKETS, registry=r)
+            LATENCY_BUCKETS, r)
         self.batch_size = Histogram(
             "basketcast_batch_events", "invoice events per micro-batch",
             buckets=BATCH_BUCKETS, registry=r)
@@ -74,9 +119,8 @@ class WorkerMetrics:
                 self.dead_letters.labels(reason=key.split(":", 1)[1]).inc(n)
         self.batch_size.observe(len(raws))
         now = time.time() if now is None else now
-        for raw in raws:
-            if raw.timestamp is not None:
-                self.latency.observe(max(0.0, now - raw.timestamp))
+        self.latency.observe_many(
+            [max(0.0, now - raw.timestamp) for raw in raws if raw.timestamp is not None])
 
     def observe_learner(self, learned: int, detections: int) -> None:
         self.online_updates.inc(learned)

@@ -60,7 +60,7 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(url)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its __init__ would cost 3x, and it runs once per invoice
 class InvoiceOp:
     """One invoice, reduced to what the script needs."""
 
@@ -83,7 +83,7 @@ class InvoiceOp:
         ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     status: str  # first | dup_first | dup | cancel_unknown | applied
     score_json: str | None = None
