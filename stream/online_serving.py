@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 class ServedModel:
     """Holds the online model a scorer uses; `swap` replaces it (one reference assignment, so
-    the scorer thread sees either the old or the new model, never a mix)."""
+    a scorer sees either the old or the new model, never a mix, whichever thread swaps it)."""
 
     def __init__(self) -> None:
         self._current: tuple[int, OnlineModel | None] = (0, None)

@@ -149,7 +149,7 @@ class BatchProcessor:
         for _, ev, op in ops:  # in offset order: per customer, in time order
             if op.kind == "P" and not known[op.customer_id] and op.customer_id not in first:
                 first[op.customer_id] = ev
-        scored, failed = await self.scorer.score_async(list(first.values()))
+        scored, failed = self.scorer.score(list(first.values()))
         for raw, ev, op in ops:
             if first.get(op.customer_id) is ev:
                 if op.customer_id in failed:
