@@ -81,17 +81,9 @@ async def run(args: argparse.Namespace) -> dict:
                                "--passthrough-child", t["pin"], t["pout"], f"{run_id}-pt",
                                "--bootstrap", bootstrap], env, work / "pt.log")
         procs.append(pt)
-        out = await bs.consumer_for(bootstrap, t["pout"])
-        print("passthrough:")
-        c0 = bs.cpu_seconds(pt.pid)
-        t0, markers = await bs.produce_all(bootstrap, t["pin"], records, P, run_id, 0)
-        t1, _ = await bs.wait_markers(out, markers, args.timeout,
-                                      expect_count=len(records) + len(markers))
-        await out.stop()
-        result["passthrough_per_cpu_s"] = len(records) / max(bs.cpu_seconds(pt.pid) - c0, 1e-9)
+        result.update(await bs.measure_passthrough(bootstrap, t["pin"], t["pout"], records, P,
+                                                   run_id, pt, args.timeout))
         pt.terminate()
-        result["passthrough_per_s"] = len(records) / (t1 - t0)
-        print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s")
 
         # --- the worker on the full log ------------------------------------------------------
         worker = bs.start_process(worker_cmd, env, work / "worker.log")

@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -102,13 +103,17 @@ async def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes | No
 
 async def wait_markers(consumer: AIOKafkaConsumer, markers: set[bytes], timeout: float,
                        expect_count: int | None = None,
-                       proc: subprocess.Popen | None = None) -> tuple[float, int]:
-    """Read outputs until every marker key was seen (or `expect_count` records)."""
+                       proc: subprocess.Popen | None = None,
+                       procs: Sequence[subprocess.Popen] = ()) -> tuple[float, int]:
+    """Read outputs until every marker key was seen (or `expect_count` records); fails at once
+    if one of the processes producing them exits."""
     seen, count = set(), 0
     deadline = time.perf_counter() + timeout
+    watched = [*procs, *([proc] if proc is not None else [])]
     while (seen != markers) if expect_count is None else (count < expect_count):
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode}: see its log")
+        for p in watched:
+            if p.poll() is not None:
+                raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}: see its log")
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{len(seen)}/{len(markers)} markers, {count} records")
         batch = await consumer.getmany(timeout_ms=200)
@@ -149,20 +154,67 @@ async def passthrough(bootstrap: str, source: str, sink: str, group: str) -> Non
         await producer.stop()
 
 
-def batch_totals(web_port: int) -> tuple[float, float] | None:
-    """(events, batches) so far, from the worker's `/metrics`; None if it does not answer."""
+async def measure_passthrough(bootstrap: str, source: str, sink: str,
+                              records: list[tuple[bytes | None, bytes]], partitions: int,
+                              run_id: str, proc: subprocess.Popen, timeout: float) -> dict:
+    """Time the passthrough child `proc` (source -> sink) on `records`, after the same warm-up
+    as the worker gets: its group joined and its fetches going (the group join alone took
+    ~0.5 s, which used to count against the passthrough's 20,000 records)."""
+    out = await consumer_for(bootstrap, sink)
+    print("passthrough: warming up")
+    _, warm = await produce_all(bootstrap, source, [], partitions, run_id, 1)
+    await wait_markers(out, warm, timeout, expect_count=len(warm), proc=proc)
+    print("passthrough:")
+    c0 = cpu_seconds(proc.pid)
+    t0, markers = await produce_all(bootstrap, source, records, partitions, run_id, 0)
+    t1, _ = await wait_markers(out, markers, timeout, expect_count=len(records) + len(markers),
+                               proc=proc)
+    await out.stop()
+    result = {"passthrough_per_s": len(records) / (t1 - t0),
+              "passthrough_per_cpu_s": len(records) / max(cpu_seconds(proc.pid) - c0, 1e-9)}
+    print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s "
+          f"({result['passthrough_per_cpu_s']:,.0f} per CPU-second)")
+    return result
+
+
+def _get(url: str) -> str | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+    except OSError:  # refused, or HTTP 503 while starting
         return None
-    values = dict(line.rsplit(" ", 1) for line in text.splitlines()
-                  if line.startswith("basketcast_batch_events_"))
-    try:
-        return (float(values["basketcast_batch_events_sum"]),
-                float(values["basketcast_batch_events_count"]))
-    except (KeyError, ValueError):
-        return None
+
+
+def batch_totals(first_port: int, n: int = 1) -> tuple[float, float] | None:
+    """(events, batches) so far over the workers' `/metrics`; None if one does not answer."""
+    events = batches = 0.0
+    for port in range(first_port, first_port + n):
+        text = _get(f"http://127.0.0.1:{port}/metrics")
+        if text is None:
+            return None
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                      if line.startswith("basketcast_batch_events_"))
+        try:
+            events += float(values["basketcast_batch_events_sum"])
+            batches += float(values["basketcast_batch_events_count"])
+        except (KeyError, ValueError):
+            return None
+    return events, batches
+
+
+async def wait_assigned(ports: list[int], partitions: int, timeout: float) -> None:
+    """Until every worker's `/health` shows partitions and together they hold all of them."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        held = []
+        for port in ports:
+            text = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health")
+            held.append(set(json.loads(text)["consumer_lag"]["partitions"]) if text else set())
+        if all(held) and len(set().union(*held)) == partitions:
+            return
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"partitions held per worker: {held}")
+        await asyncio.sleep(0.5)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -213,41 +265,37 @@ async def run(args: argparse.Namespace) -> dict:
         pt = start_process([sys.executable, __file__, "--passthrough-child", t["pin"], t["pout"],
                             f"{run_id}-pt", "--bootstrap", bootstrap], env, work / "pt.log")
         procs.append(pt)
-        out = await consumer_for(bootstrap, t["pout"])
-        await asyncio.sleep(0)  # the child subscribes on its own; markers wait for it anyway
-        print("passthrough:")
-        c0 = cpu_seconds(pt.pid)
-        t0, markers = await produce_all(bootstrap, t["pin"], records, P, run_id, 0)
-        t1, _ = await wait_markers(out, markers, args.timeout,
-                                   expect_count=len(records) + len(markers), proc=pt)
-        await out.stop()
-        result["passthrough_per_s"] = len(records) / (t1 - t0)
-        result["passthrough_per_cpu_s"] = len(records) / max(cpu_seconds(pt.pid) - c0, 1e-9)
-        print(f"  passthrough: {result['passthrough_per_s']:,.0f} records/s "
-              f"({result['passthrough_per_cpu_s']:,.0f} per CPU-second)")
+        result.update(await measure_passthrough(bootstrap, t["pin"], t["pout"], records, P,
+                                                run_id, pt, args.timeout))
         pt.terminate()
 
         # --- worker throughput ---------------------------------------------------------
-        worker = start_process(cmd, env, work / "worker.log")
-        procs.append(worker)
+        N = args.workers
+        workers = [start_process(cmd, {**env, "BASKETCAST_WEB_PORT": str(args.web_port + i)},
+                                 work / f"worker{i}.log") for i in range(N)]
+        procs.extend(workers)
         out = await consumer_for(bootstrap, t["out"])
-        print("worker: warming up")
+        print("worker: warming up" + (f" ({N} processes)" if N > 1 else ""))
+        if N > 1:  # every process holds partitions before the clock starts: no rebalance in it
+            await wait_assigned([args.web_port + i for i in range(N)], P, args.timeout)
         _, warm = await produce_all(bootstrap, t["in"], [], P, run_id, 1)
-        await wait_markers(out, warm, args.timeout, proc=worker)
+        await wait_markers(out, warm, args.timeout, procs=workers)
         print("worker throughput:")
-        c0 = cpu_seconds(worker.pid)
-        b0 = await asyncio.to_thread(batch_totals, args.web_port)
+        c0 = sum(cpu_seconds(w.pid) for w in workers)
+        b0 = await asyncio.to_thread(batch_totals, args.web_port, N)
         t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
-        t1, n_out = await wait_markers(out, markers, args.timeout, proc=worker)
-        b1 = await asyncio.to_thread(batch_totals, args.web_port)
+        t1, n_out = await wait_markers(out, markers, args.timeout, procs=workers)
+        b1 = await asyncio.to_thread(batch_totals, args.web_port, N)
         if b0 and b1 and b1[1] > b0[1]:
             result["mean_batch_events"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
+        result["workers"] = N
         result["worker_per_s"] = len(records) / (t1 - t0)
-        result["worker_per_cpu_s"] = len(records) / max(cpu_seconds(worker.pid) - c0, 1e-9)
+        result["worker_per_cpu_s"] = len(records) / max(
+            sum(cpu_seconds(w.pid) for w in workers) - c0, 1e-9)
         result["scores_out"] = n_out - len(markers)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
-        print(f"  worker: {result['worker_per_s']:,.0f} invoices/s "
-              f"({result['ratio_to_passthrough']:.0%} of passthrough), "
+        print(f"  {'worker' if N == 1 else f'{N} workers'}: {result['worker_per_s']:,.0f} "
+              f"invoices/s ({result['ratio_to_passthrough']:.0%} of passthrough), "
               f"{result['worker_per_cpu_s']:,.0f} per CPU-second, {result['scores_out']:,} scores"
               + (f", {result['mean_batch_events']:,.0f} events per batch"
                  if "mean_batch_events" in result else ""))
@@ -367,6 +415,9 @@ def main() -> None:
 def add_run_args(parser: argparse.ArgumentParser, *, web_port: int, timeout: float) -> None:
     """Where the services are and what a run keeps (shared by the stream benchmarks)."""
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the work (same group; web ports from "
+                             "--web-port on)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
                                                               "127.0.0.1:9092"))
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
