@@ -38,7 +38,8 @@ def bench(args: argparse.Namespace, online: bool, out: Path) -> dict:
     os.environ["BASKETCAST_ONLINE_LEARNING"] = "1" if online else "0"  # the worker inherits it
     ns = argparse.Namespace(
         model=args.model, fake_bundle=False, n=args.n, latency_n=args.latency_n, rate=args.rate,
-        partitions=4, bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        partitions=4, workers=1,
+        bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         redis=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), web_port=free_port(),
         timeout=600.0, workdir=str(args.workdir), json=None, keep=True)
     result = asyncio.run(bench_stream.run(ns))

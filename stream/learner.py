@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import pickle
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,7 +66,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "86400", "event-time slack: a label matures at first purchase + horizon + this"),
     "BASKETCAST_LEARNER_WARMUP_DAYS": (
         "90", "customers first seen in the stream's first N days are not learned from"),
-    "BASKETCAST_LEARNER_MAX_BATCH": ("5000", "matured customers learned per step at most"),
+    "BASKETCAST_LEARNER_MAX_BATCH": (
+        "500", "matured customers learned per step at most (a step's River updates share the "
+        "interpreter with the scoring loop: bigger steps, longer score latency)"),
     "BASKETCAST_DRIFT_DELTA": ("0.002", "ADWIN confidence delta (smaller: fewer detections)"),
     "BASKETCAST_DRIFT_ACTION": (
         "reset_window", "on drift: reset_window | reset_model | none (see schemas.drift)"),
@@ -85,7 +88,7 @@ class LearnerConfig:
     interval_s: float = 1.0
     lateness_s: float = DAY
     warmup_days: float = 90.0
-    max_batch: int = 5000
+    max_batch: int = 500
     drift_delta: float = 0.002
     drift_action: str = "reset_window"
     reload_s: float = 1.0
@@ -372,6 +375,7 @@ class Learner:
             learned[_cid] = f"{orders} {spend!r} {state.version + 1}"
             state.learned += 1
             result.learned += 1
+            time.sleep(0)  # the scoring loop may take the interpreter between two labels
         return detections, learned
 
     def _act(self, state: LearnerState) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from pathlib import Path
 
 import faust
@@ -35,6 +36,7 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     app = create_app(settings, BatchProcessor(store, Scorer(bundle)))
     freeze_startup_objects()
     share_the_interpreter_quickly()
+    log_long_collections()
     return app
 
 
@@ -54,12 +56,29 @@ def freeze_startup_objects() -> None:
 def share_the_interpreter_quickly() -> None:
     """Hand the interpreter lock between threads every 1 ms instead of 5 ms.
 
-    The model and the online learner run in threads so the event loop goes on; at the default
-    interval the loop waited up to 5 ms each time it needed the lock back, which showed in the
-    latency: p99 at 500 invoices/s 113 -> 72 ms with learning on, 56 -> 47 ms off
-    (`bench/bench_online.py`), at no cost in throughput.
+    The online learner runs in a thread so the event loop goes on; at the default interval
+    the loop waited up to 5 ms each time it needed the lock back, which showed in the latency
+    (p99 at 500 invoices/s 113 -> 72 ms with learning on, when the model ran in a thread too;
+    `bench/bench_online.py`), at no cost in throughput.
     """
     sys.setswitchinterval(0.001)
+
+
+def log_long_collections(threshold_ms: float = 20.0) -> None:
+    """Log each garbage collection that stopped the worker for `threshold_ms` or more
+    (`event=gc_pause`): a full collection walks every object made since start-up."""
+    started: list[float] = []
+
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            ms = (time.perf_counter() - started.pop()) * 1e3
+            if ms >= threshold_ms:
+                log.warning("event=gc_pause generation=%d ms=%.1f collected=%d",
+                            info["generation"], ms, info["collected"])
+
+    gc.callbacks.append(on_collection)
 
 
 def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> int:
