@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 #: Documented limits: an event beyond them is dead-lettered, never half-processed.
 MAX_LINES = 2_000
@@ -53,6 +54,15 @@ class InvoiceLine(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     quantity: int = Field(ge=-MAX_ABS_QUANTITY, le=MAX_ABS_QUANTITY)
     unit_price: float = Field(ge=-MAX_ABS_PRICE, le=MAX_ABS_PRICE)
+
+    @field_validator("quantity", "unit_price", mode="before")
+    @classmethod
+    def _numbers_only(cls, v: object) -> object:
+        # pydantic's lax mode would read JSON true as 1 and "12" as 12; a quantity is a number.
+        if isinstance(v, (bool, str, bytes)):
+            raise PydanticCustomError("number_type", "Input should be a number, not {kind}",
+                                      {"kind": type(v).__name__})
+        return v
 
 
 class InvoiceEvent(BaseModel):

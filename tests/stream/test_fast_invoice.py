@@ -87,9 +87,11 @@ EDGES = {
     "date only": (_doc(invoiced_at="2010-01-04"), False),
     "epoch seconds": (_doc(invoiced_at=1262595600), False),
     "float quantity": (_line(quantity=2.0), False),
-    "quantity as text": (_line(quantity="2"), False),
     "float customer id": (_doc(customer_id=17850.0), False),
     # refused by both
+    "quantity as text": (_line(quantity="2"), False),
+    "boolean quantity": (_line(quantity=True), False),
+    "price as text": (_line(unit_price="1.5"), False),
     "leap second": (_doc(invoiced_at="2010-12-31T23:59:60"), False),
     "hour 24": (_doc(invoiced_at="2010-01-04T24:00:00"), False),
     "month 13": (_doc(invoiced_at="2010-13-04T09:00:00"), False),

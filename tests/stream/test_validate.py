@@ -61,3 +61,20 @@ def test_valid_event() -> None:
 @given(st.binary(max_size=200))
 def test_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
     assert isinstance(validate(raw), InvoiceEvent | FastInvoice | Rejection)
+
+
+@pytest.mark.parametrize("field,value", [("quantity", True), ("quantity", "12"),
+                                         ("unit_price", "6.95"), ("unit_price", False)])
+def test_a_number_must_be_a_json_number(field: str, value: object) -> None:
+    doc = _doc()
+    doc["lines"][0][field] = value
+    result = validate(json.dumps(doc).encode())
+    assert isinstance(result, Rejection) and result.reason == "wrong_type", result
+    assert f"lines.0.{field}" in result.error
+
+
+def test_a_whole_float_quantity_is_a_quantity() -> None:
+    doc = _doc()
+    doc["lines"][0]["quantity"] = 12.0
+    ev = validate(json.dumps(doc).encode())
+    assert not isinstance(ev, Rejection) and ev.lines[0].quantity == 12
