@@ -106,3 +106,17 @@ async def test_waits_while_redis_is_unreachable(
     assert out.counts["first"] == 1
     assert (await store.customer("a"))["fp_invoice"] == "1"
     await dead.aclose()
+
+
+async def test_a_flushed_script_is_loaded_again_on_the_same_connections(
+        client: aioredis.Redis, unique_id: str) -> None:
+    """NOSCRIPT replies (Redis restarted or flushed) come back for a whole batch: every reply
+    is read before the error is raised, so the pooled connection stays in step."""
+    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
+    await proc.process(raws(invoice_json("1", "a")))
+    await client.script_flush()
+    out = await proc.process(raws(invoice_json("2", "b"), invoice_json("3", "c"),
+                                  invoice_json("1", "a")))
+    assert out.counts["first"] == 2 and out.counts["dup_first"] == 1
+    known = await proc.store.have_first_purchase(["a", "b", "c", "zz"])
+    assert known == {"a": True, "b": True, "c": True, "zz": False}
