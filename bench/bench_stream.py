@@ -49,12 +49,12 @@ from stream.processor import BatchProcessor
 from stream.scoring import Scorer
 from stream.settings import Settings
 from stream.store import CustomerStore
-from stream.worker import freeze_startup_objects, share_the_interpreter_quickly
+from stream.worker import freeze_startup_objects, log_long_collections
 s = Settings.from_env()
 store = CustomerStore(aioredis.from_url(s.redis_url), s.redis_prefix)
 app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False)
 freeze_startup_objects()
-share_the_interpreter_quickly()
+log_long_collections()
 worker = faust.Worker(app, loglevel="warning")
 if os.environ.get("BENCH_PROFILE"):  # python -m pstats FILE
     import cProfile

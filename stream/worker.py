@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,6 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     store = CustomerStore(redis_client(settings.redis_url), settings.redis_prefix)
     app = create_app(settings, BatchProcessor(store, Scorer(bundle)))
     freeze_startup_objects()
-    share_the_interpreter_quickly()
     log_long_collections()
     return app
 
@@ -51,17 +49,6 @@ def freeze_startup_objects() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
-
-
-def share_the_interpreter_quickly() -> None:
-    """Hand the interpreter lock between threads every 1 ms instead of 5 ms.
-
-    The online learner runs in a thread so the event loop goes on; at the default interval
-    the loop waited up to 5 ms each time it needed the lock back, which showed in the latency
-    (p99 at 500 invoices/s 113 -> 72 ms with learning on, when the model ran in a thread too;
-    `bench/bench_online.py`), at no cost in throughput.
-    """
-    sys.setswitchinterval(0.001)
 
 
 def log_long_collections(threshold_ms: float = 20.0) -> None:
