@@ -54,8 +54,8 @@ class EventTime(datetime):
     contract truncates it, so anything but this form is left to the contract."""
 
 
-_PLAIN_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?")
+_PLAIN_TIME = re.compile(  # offset minutes 00-59: fromisoformat would read "+00:60" as +01:00
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:[0-5]\d)?")
 
 
 def _decode_hook(kind: type, value: Any) -> Any:

@@ -95,6 +95,8 @@ EDGES = {
     "leap second": (_doc(invoiced_at="2010-12-31T23:59:60"), False),
     "hour 24": (_doc(invoiced_at="2010-01-04T24:00:00"), False),
     "month 13": (_doc(invoiced_at="2010-13-04T09:00:00"), False),
+    "offset minute 60": (_doc(invoiced_at="2010-01-04T09:00:00+00:60"), False),
+    "offset minute 75": (_doc(invoiced_at="2010-01-04T09:00:00+05:75"), False),
     "boolean customer id": (_doc(customer_id=True), False),
     "customer id too long": (_doc(customer_id="1" * 33), False),
     "huge integer customer id": (_doc(customer_id=10**40), False),
@@ -152,6 +154,8 @@ times = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 3
                                          st.builds(lambda m: timezone(timedelta(minutes=m)),
                                                    st.integers(-23 * 60, 23 * 60))))
 time_values = st.one_of(
+    st.builds(lambda t, h, m, sign: f"{t.replace(tzinfo=None).isoformat()}{sign}{h:02d}:{m:02d}",
+              times, st.integers(0, 25), st.integers(0, 99), st.sampled_from("+-")),
     times.map(lambda t: t.isoformat()), times.map(lambda t: t.isoformat(sep=" ")),
     times.map(lambda t: t.isoformat(timespec="minutes")), texts, st.integers(), st.none(),
 )
