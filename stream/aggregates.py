@@ -70,7 +70,8 @@ def invoice_op(ev: Invoice, line_category: Callable[[str, str | None], int]) -> 
     total: float = 0
     items = 0
     cats: dict[int, float] = {}
-    for line in dict.fromkeys(ev.lines):  # a repeated line once (lines are frozen, hashable)
+    lines = () if ev.is_adjustment else ev.lines  # an adjustment counts toward nothing
+    for line in dict.fromkeys(lines):  # a repeated line once (lines are frozen, hashable)
         price = line.unit_price
         if price <= 0:
             continue
