@@ -1,12 +1,12 @@
-"""Small-batch inference for fitted tree models: all trees walked at once with numpy.
+"""Small-batch inference for fitted tree models, without scikit-learn's per-call machinery.
 
 scikit-learn predicts a random forest tree by tree (a Python call, a lock and a joblib dispatch
 each) and a histogram gradient-boosting model iteration by iteration: ~7 ms for a 150-tree
 forest and ~2.5 ms for a 100-iteration model, even for one row. The stream scores micro-batches
-of a few first purchases, so that fixed cost was most of its latency. `speed_up(model)` packs
-the trees of every forest, decision tree and histogram gradient-boosting model inside a fitted
-object (pipelines, voting ensembles, attributes of custom estimators) into flat arrays. The
-boosted trees (shallow) are walked all together with numpy, one level per step; the forests'
+of a few first purchases, so that fixed cost was most of its latency. `speed_up(model)` patches
+every forest, decision tree and histogram gradient-boosting model inside a fitted object
+(pipelines, voting ensembles, attributes of custom estimators). The boosted trees (shallow) are
+packed into flat arrays and walked all together with numpy, one level per step; the forests'
 trees (grown to depth ~20) are walked by scikit-learn's compiled `Tree.apply`, one call per
 tree, with no joblib dispatch or lock between them.
 
@@ -101,13 +101,6 @@ def _sequential_sum(terms: np.ndarray) -> np.ndarray:
     return np.cumsum(terms, axis=0)[-1]
 
 
-def _sklearn_tree(tree: Any, n_classes: int) -> tuple[np.ndarray, ...]:
-    t = tree.tree_
-    is_leaf = t.children_left == -1
-    return (t.children_left, t.children_right, t.feature, t.threshold, is_leaf,
-            t.value[:, 0, :n_classes], t.max_depth)
-
-
 def _hist_tree(predictor: Any) -> tuple[np.ndarray, ...]:
     n = predictor.nodes
     return (n["left"], n["right"], n["feature_idx"], n["num_threshold"],
@@ -128,16 +121,25 @@ def _frame_values(model: Any, x: Any) -> np.ndarray | None:
         return None
 
 
+def _node_values(trees: list[Any], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every node's class values, the trees one after another, and each tree's first node."""
+    values = [t.value[:, 0, :n_classes] for t in trees]
+    roots = np.cumsum([0] + [len(v) for v in values])[:-1].astype(np.intp)
+    return roots, np.concatenate(values)
+
+
 def _sklearn_leaves(trees: list[Any], roots: np.ndarray, x32: np.ndarray) -> np.ndarray:
-    """(trees, rows) packed leaf node of every tree for every row, found by scikit-learn's own
-    compiled walk (`Tree.apply`, float32 input): forest trees grown to depth ~20 are walked
-    2-3x faster this way than level by level, and these are scikit-learn's very leaves."""
+    """(trees, rows) leaf node (in `_node_values`' numbering) of every tree for every row,
+    found by scikit-learn's own compiled walk (`Tree.apply`, float32 input): forest trees grown
+    to depth ~20 are walked 2-3x faster this way than level by level, and these are
+    scikit-learn's very leaves."""
     x32 = np.ascontiguousarray(x32, dtype=np.float32)
     return np.stack([t.apply(x32) for t in trees]) + roots[:, None]
 
 
-def _forest_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callable:
+def _forest_proba(model: Any, fallback: Callable) -> Callable:
     trees = [e.tree_ for e in model.estimators_]
+    roots, values = _node_values(trees, model.n_classes_)
 
     def predict_proba(x: Any) -> np.ndarray:
         xv = _frame_values(model, x)
@@ -145,19 +147,20 @@ def _forest_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callab
         xv = model._validate_X_predict(x) if xv is None else xv.astype(np.float32)
         if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x)
-        per_tree = packed.value[_sklearn_leaves(trees, packed.roots, xv)]
-        return _sequential_sum(per_tree) / len(packed.roots)
+        return _sequential_sum(values[_sklearn_leaves(trees, roots, xv)]) / len(trees)
 
     return predict_proba
 
 
-def _tree_proba(model: Any, packed: PackedTrees, fallback: Callable) -> Callable:
+def _tree_proba(model: Any, fallback: Callable) -> Callable:
+    roots, values = _node_values([model.tree_], model.n_classes_)
+
     def predict_proba(x: Any, check_input: bool = True) -> np.ndarray:
         xv = _frame_values(model, x)
         xv = model._validate_X_predict(x, check_input) if xv is None else xv.astype(np.float32)
         if not isinstance(xv, np.ndarray) or not np.isfinite(xv).all():
             return fallback(x, check_input)
-        return packed.value[_sklearn_leaves([model.tree_], packed.roots, xv)[0]]
+        return values[_sklearn_leaves([model.tree_], roots, xv)[0]]
 
     return predict_proba
 
@@ -184,7 +187,7 @@ def _hist_raw(model: Any, packed: list[PackedTrees], fallback: Callable) -> Call
 
 
 def _speed_up_one(model: Any) -> bool:
-    """Replace one estimator's prediction method by the packed walk; False if not supported
+    """Replace one estimator's prediction method by the fast one; False if not supported
     (or not fitted: e.g. the prototype `estimator_` of a bagging ensemble)."""
     try:
         return _pack_and_patch(model)
@@ -196,14 +199,12 @@ def _pack_and_patch(model: Any) -> bool:
     if isinstance(model, (RandomForestClassifier, ExtraTreesClassifier)):
         if model.n_outputs_ != 1:
             return False
-        packed = PackedTrees.pack([_sklearn_tree(t, model.n_classes_) for t in model.estimators_])
-        model.predict_proba = _forest_proba(model, packed, model.predict_proba)
+        model.predict_proba = _forest_proba(model, model.predict_proba)
         return True
     if isinstance(model, (DecisionTreeClassifier, ExtraTreeClassifier)):
         if model.n_outputs_ != 1:
             return False
-        packed = PackedTrees.pack([_sklearn_tree(model, model.n_classes_)])
-        model.predict_proba = _tree_proba(model, packed, model.predict_proba)
+        model.predict_proba = _tree_proba(model, model.predict_proba)
         return True
     if isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
         predictors = model._predictors

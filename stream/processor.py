@@ -115,7 +115,8 @@ class BatchProcessor:
             out.counts[res.status] += 1
             if res.status in ("first", "dup_first") and res.score_json:
                 out.scores.append((op.customer_id, res.score_json))
-                maturing[op.customer_id] = _due(res.score_json)
+                # the stored score's due time, known unless an earlier delivery stored it
+                maturing[op.customer_id] = op.due or _due(res.score_json)
         watermark = max(op.ts for op in ops) if ops else None
         await retry_until_done(
             lambda: self.store.register(maturing, watermark, prepared.partitions), "register",

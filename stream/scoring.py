@@ -17,7 +17,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,7 +58,7 @@ class Scorer:
         self.bundle = bundle
         self.model_version = str(bundle.model_version)
         self.horizon_days = int(bundle.horizon_days)
-        self.category_of = lru_cache(maxsize=100_000)(bundle.category_of)
+        self.category_of = bundle.category_of  # cached per line by the processor
         # The online model (issue 5), set by `stream.online.install`: adds the optional
         # `online` / `models` fields; the batch fields and the event id never depend on it.
         self.online: Any = None

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import faust
+from redis.asyncio import Redis
 
 from stream.app import create_app
 from stream.consumer import MAX_OUTPUT_BYTES
 from stream.processor import BatchProcessor
 from stream.scoring import Scorer, serve_single_threaded
 from stream.settings import Settings
-from stream.store import CustomerStore, redis_client
+from stream.store import CustomerStore
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     bundle = load_bundle(model_dir)
     serve_single_threaded(bundle)
     log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
-    store = CustomerStore(redis_client(settings.redis_url), settings.redis_prefix)
+    store = CustomerStore(Redis.from_url(settings.redis_url), settings.redis_prefix)
     app = create_app(settings, BatchProcessor(store, Scorer(bundle)))
     freeze_startup_objects()
     log_long_collections()
