@@ -74,6 +74,12 @@ class Bundle:
         """Product category of a stock code (an unseen one: from its description)."""
         return self.categoriser.category_of(stock_code, description, unit_price)
 
+    @property
+    def known_categories(self) -> dict[str, int]:
+        """Stock code -> category, for the codes seen in training (their category does not
+        depend on the description)."""
+        return self.categoriser.code_category_
+
     def features(self, invoices: Sequence[InvoiceEvent]) -> pd.DataFrame:
         """First-purchase feature rows, one per invoice, in order."""
         return features_frame(list(invoices), self.categoriser)[self.feature_columns]

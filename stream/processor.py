@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from schemas.dead_letter import DeadLetter
-from stream.aggregates import event_time, invoice_op, product_category
+from stream.aggregates import LineCategories, event_time, invoice_op
 from stream.retry import Backoff, retry_until_done
 from stream.scoring import Scorer
 from stream.store import CustomerStore, InvoiceOp
@@ -75,7 +75,7 @@ class BatchProcessor:
     ) -> None:
         self.store = store
         self.scorer = scorer
-        self.line_category = product_category(scorer.category_of)
+        self.line_categories = LineCategories(scorer.category_of, scorer.known_categories)
         self.backoff = backoff or Backoff()
 
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
@@ -131,7 +131,7 @@ class BatchProcessor:
         ops: list[tuple[RawEvent, Invoice, InvoiceOp]] = []
         for raw, ev in invoices:
             try:
-                op = invoice_op(ev, self.line_category)
+                op = invoice_op(ev, self.line_categories)
             except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
                 self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
                 ts = event_time(ev.invoiced_at)

@@ -59,6 +59,9 @@ class Scorer:
         self.model_version = str(bundle.model_version)
         self.horizon_days = int(bundle.horizon_days)
         self.category_of = bundle.category_of  # cached per line by the processor
+        #: stock code -> category for the codes the bundle knows (optional: a bundle without it
+        #: has every line looked up through `category_of`)
+        self.known_categories: dict[str, int] = dict(getattr(bundle, "known_categories", {}))
         # The online model (issue 5), set by `stream.online.install`: adds the optional
         # `online` / `models` fields; the batch fields and the event id never depend on it.
         self.online: Any = None

@@ -105,7 +105,7 @@ async def test_check_redis_catches_a_double_count_and_a_missing_customer(
     import redis.asyncio as aioredis
     from e2e_harness import check_redis, drop_prefix
 
-    from stream.aggregates import invoice_op, product_category
+    from stream.aggregates import LineCategories, invoice_op
     from stream.store import CustomerStore
 
     def ev(cid: str, inv: str, qty: int) -> InvoiceEvent:
@@ -116,7 +116,7 @@ async def test_check_redis_catches_a_double_count_and_a_missing_customer(
     client = aioredis.from_url(redis_url)
     store = CustomerStore(client, unique_id)
     try:
-        await store.apply([invoice_op(e, product_category(lambda c, d: 0)) for e in events])
+        await store.apply([invoice_op(e, LineCategories(lambda c, d: 0)) for e in events])
         expected = expected_state(events, lambda c, d: 0)
         assert await check_redis(client, unique_id, expected, []) == 2
         with pytest.raises(AssertionError, match="misses 1"):

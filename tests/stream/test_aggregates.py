@@ -13,7 +13,7 @@ from offline.events import (
     is_first_purchase_candidate,
     product_lines,
 )
-from stream.aggregates import invoice_op, product_category
+from stream.aggregates import LineCategories, invoice_op
 from stream.fast_invoice import decode
 from stream.replay import encode, load_events
 
@@ -45,13 +45,13 @@ def test_invoice_kind_agrees_with_offline_on_the_whole_log(all_events: list) -> 
     customers = [ev for ev in all_events if ev.customer_id is not None]
     assert len(customers) > 1000
     for ev in customers:
-        kind = invoice_op(ev, product_category(lambda code, desc: 0)).kind
+        kind = invoice_op(ev, LineCategories(lambda code, desc: 0)).kind
         assert (kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
         assert (kind in ("P", "C")) == counts_toward_spend(ev), ev.invoice_id
 
 
 def test_invoice_op_follows_offline_rules(events: list) -> None:
-    line_category = product_category(lambda code, desc: len(code) % 3)
+    line_category = LineCategories(lambda code, desc: len(code) % 3)
     for ev in (e for e in events if e.customer_id is not None):
         op = invoice_op(ev, line_category)
         assert invoice_op(decode(encode(ev)[1]), line_category) == op  # the worker's view
@@ -72,3 +72,62 @@ def test_replay_encoding_round_trips(events: list) -> None:
         key, value = encode(ev)
         assert key == (ev.customer_id.encode() if ev.customer_id else None)
         assert InvoiceEvent.model_validate_json(value) == ev
+
+
+def test_line_categories_equal_the_categoriser_on_the_log(all_events: list) -> None:
+    """The by-code shortcut answers what `category_of` would, for every line of the log."""
+    from offline.codes import is_product_code
+
+    calls: list[tuple[str, str | None]] = []
+
+    def category_of(code: str, desc: str | None) -> int:
+        calls.append((code, desc))
+        return len(desc or "") % 5 if code.startswith("8") else len(code) % 3
+
+    # what a categoriser knows: some product codes; a non-product code in it is never used
+    known = {"85123A": 1, "22423": 2, "POST": 4}
+    categories = LineCategories(category_of, known)
+    assert "POST" not in categories.by_code or categories.by_code["POST"] == -1
+    lines = [ln for ev in all_events for ln in ev.lines]
+    for _ in range(2):  # cold, then from the caches
+        for ln in lines:
+            code, desc = ln.stock_code, ln.description
+            expected = (known[code] if code in known else category_of(code, desc)) \
+                if is_product_code(code) else -1
+            assert categories(code, desc) == expected, (code, desc)
+    calls.clear()
+    for ln in lines[:5000]:
+        categories(ln.stock_code, ln.description)
+    assert not calls  # every line answered from the caches
+
+
+def test_line_categories_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream.aggregates as aggregates
+
+    monkeypatch.setattr(aggregates, "MAX_CACHED_LINES", 10)
+    categories = LineCategories(lambda code, desc: len(desc or ""))
+    for i in range(100):
+        assert categories("85048", "x" * i) == i
+    assert len(categories._by_line) <= 10
+
+
+def test_event_time_is_the_utc_timestamp(all_events: list) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from stream.aggregates import event_time
+
+    for ev in all_events:
+        when = ev.invoiced_at
+        assert event_time(when) == when.replace(tzinfo=UTC).timestamp()
+
+    @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+           st.integers(-14 * 60, 14 * 60))
+    def check(when: datetime, offset_min: int) -> None:
+        assert event_time(when) == when.replace(tzinfo=UTC).timestamp()
+        aware = when.replace(tzinfo=timezone(timedelta(minutes=offset_min)))
+        assert event_time(aware) == aware.timestamp()
+
+    check()
