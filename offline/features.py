@@ -30,7 +30,6 @@ from typing import Protocol
 import pandas as pd
 
 from offline.codes import is_postage_code, is_product_code
-from offline.events import product_lines
 from schemas.invoice import InvoiceEvent
 
 #: Europe outside the UK (the retailer's second market), by the names the UCI logs use
@@ -68,10 +67,13 @@ def feature_names(n_categories: int) -> list[str]:
 def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[str, float]:
     """Features of a first purchase, from that invoice alone (see module docstring).
 
-    One pass over the clean lines (the stream computes this for every new customer, so it is
-    written for speed); sums run in line order, as `sum()` over the lines would.
+    ONE pass over the invoice's lines: the clean ones (`offline.events.product_lines`: a
+    product code, price > 0, a repeated line once) feed the basket figures, the others only the
+    non-product count and the postage flag. The stream computes this for every new customer,
+    so it is written for speed; sums run in line order, as `sum()` over the clean lines would
+    (tests/offline/test_offline_features.py checks every invoice of the shipped log against
+    the plain definitions).
     """
-    lines = product_lines(ev)
     category_of, reference_price = categoriser.category_of, categoriser.reference_price
     n_cat = int(categoriser.n_categories_)
     shares = [0.0] * n_cat
@@ -79,12 +81,26 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     pos_value: float = 0  # lines with a positive quantity
     ratio_num = 0.0
     max_value: float | None = None
-    n_negative = 0
+    n_negative = n_clean = n_nonproduct = 0
+    postage = False
     prices: list[float] = []
     qtys: list[float] = []
     codes = set()
-    for ln in lines:
-        quantity, price, code = ln.quantity, ln.unit_price, ln.stock_code
+    seen: set[tuple[str, str | None, int, float]] = set()
+    for ln in ev.lines:
+        code = ln.stock_code
+        if not is_product_code(code):
+            n_nonproduct += 1
+            postage = postage or is_postage_code(code)
+            continue
+        quantity, price = ln.quantity, ln.unit_price
+        if price <= 0:
+            continue
+        key = (code, ln.description, quantity, price)
+        if key in seen:
+            continue
+        seen.add(key)
+        n_clean += 1
         value = quantity * price
         total += value
         if max_value is None or value > max_value:
@@ -99,10 +115,6 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
             shares[category_of(code, ln.description, price)] += value
             ref = reference_price(code)
             ratio_num += value * (price / ref if ref else 1.0)
-    n_nonproduct, postage = 0, False
-    for ln in ev.lines:
-        n_nonproduct += not is_product_code(ln.stock_code)
-        postage = postage or is_postage_code(ln.stock_code)
     n_basket_categories = sum(s > 0 for s in shares)
     if pos_value > 0:
         shares = [s / pos_value for s in shares]
@@ -114,7 +126,7 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     f: dict[str, float] = {
         "basket_value": float(total),
         "log_basket_value": math.log1p(max(total, 0.0)),
-        "n_lines": float(len(lines)),
+        "n_lines": float(n_clean),
         "n_products": float(len(codes)),
         "log_quantity": math.log1p(sum(qtys)),
         "mean_unit_price": sum(prices) / len(prices),

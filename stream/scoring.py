@@ -11,7 +11,6 @@ bundle's feature function reads only those attributes.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -119,7 +119,7 @@ class Scorer:
                 **self._online_fields(features, row),
             )
             due = event_time(ev.invoiced_at + timedelta(days=self.horizon_days))
-            out[cid] = Scored(score, score.model_dump_json(), json.dumps(features), due)
+            out[cid] = Scored(score, score.model_dump_json(), _encode(features).decode(), due)
         return out
 
     def _online_fields(self, features: dict, row: dict) -> dict[str, Any]:
@@ -151,6 +151,10 @@ def serve_single_threaded(bundle: object) -> None:
                 model.set_params(**params)
         except Exception:  # noqa: BLE001 - a custom estimator without full get_params support
             log.warning("event=serial_config_skipped model=%s", name, exc_info=True)
+
+
+#: the stored features' JSON (msgspec: ~2 us a first purchase where `json.dumps` took ~11)
+_encode = msgspec.json.Encoder().encode
 
 
 def _feature_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
