@@ -82,7 +82,10 @@ class Bundle:
 
     def features(self, invoices: Sequence[InvoiceEvent]) -> pd.DataFrame:
         """First-purchase feature rows, one per invoice, in order."""
-        return features_frame(list(invoices), self.categoriser)[self.feature_columns]
+        frame = features_frame(list(invoices), self.categoriser)
+        if list(frame.columns) == list(self.feature_columns):
+            return frame  # (selecting the same columns again costs a copy)
+        return frame[self.feature_columns]
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Score columns for feature rows: one vectorised call per model.

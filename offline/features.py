@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date
+from operator import itemgetter
 from statistics import median
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from offline.codes import is_postage_code, is_product_code
@@ -156,5 +158,7 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
 def features_frame(events: Sequence[InvoiceEvent], categoriser: Categoriser) -> pd.DataFrame:
     """:func:`first_purchase_features` of each event, one row per event, in order."""
     cols = feature_names(int(categoriser.n_categories_))
-    rows = [first_purchase_features(ev, categoriser) for ev in events]
-    return pd.DataFrame(rows, columns=cols, dtype=float).reset_index(drop=True)
+    row = itemgetter(*cols)  # a matrix from the dicts: a frame from records cost ~5 us a row
+    values = np.array([row(first_purchase_features(ev, categoriser)) for ev in events],
+                      dtype=float).reshape(len(events), len(cols))
+    return pd.DataFrame(values, columns=cols)
