@@ -236,7 +236,9 @@ def _format_storage(paths: Paths, config: Path) -> None:
     if (paths.kafka_data / "meta.properties").exists():
         return
     paths.kafka_data.mkdir(parents=True, exist_ok=True)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: "-..." reads as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = [*_java_base(paths), "kafka.tools.StorageTool", "format", "-t", cluster_id,
            "-c", str(config), "--ignore-formatted"]
     result = subprocess.run(cmd, capture_output=True, text=True)

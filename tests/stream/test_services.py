@@ -42,3 +42,26 @@ def test_status_reports_both_services_up(kafka_bootstrap: str, redis_url: str):
     lines = status(settings, Paths.from_settings(settings))
     assert len(lines) == 2
     assert all(": up on " in line for line in lines), lines
+
+
+def test_cluster_id_never_starts_with_a_dash(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """A random id starting with "-" (1 in 64) was read by kafka-storage as an option."""
+    import subprocess
+    import uuid
+
+    import stream.services as services
+
+    ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(services.uuid, "uuid4", lambda: next(ids))
+    monkeypatch.setattr(services, "_java", lambda: "java")
+    seen: list[list[str]] = []
+
+    def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(services.subprocess, "run", run)
+    services._format_storage(Paths(tmp_path), tmp_path / "server.properties")
+    cluster_id = seen[0][seen[0].index("-t") + 1]
+    assert cluster_id and not cluster_id.startswith("-"), cluster_id
+    assert cluster_id.startswith("E")  # the second id: the first ("-A...") was drawn again
