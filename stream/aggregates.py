@@ -66,6 +66,7 @@ class LineCategories:
         #: non-product code (-1)
         self.by_code: dict[str, int] = {
             code: int(cat) for code, cat in (known or {}).items() if is_product_code(code)}
+        self._max_by_code = len(self.by_code) + MAX_CACHED_LINES
         self._category_of = category_of
         self._by_line: dict[tuple[str, str | None], int] = {}
 
@@ -74,7 +75,8 @@ class LineCategories:
         if cat is not None:
             return cat
         if not is_product_code(stock_code):
-            self.by_code[stock_code] = -1
+            if len(self.by_code) < self._max_by_code:  # a flood of odd codes stays bounded
+                self.by_code[stock_code] = -1
             return -1
         key = (stock_code, description)
         cat = self._by_line.get(key)
@@ -85,7 +87,7 @@ class LineCategories:
         return cat
 
 
-#: at most this many (unseen code, description) pairs are cached
+#: at most this many (unseen code, description) pairs, and non-product codes, are cached
 MAX_CACHED_LINES = 100_000
 
 

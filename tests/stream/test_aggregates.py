@@ -108,7 +108,9 @@ def test_line_categories_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     categories = LineCategories(lambda code, desc: len(desc or ""))
     for i in range(100):
         assert categories("85048", "x" * i) == i
+        assert categories(f"TEST{i}", None) == -1  # non-product codes: bounded too
     assert len(categories._by_line) <= 10
+    assert len(categories.by_code) <= 10
 
 
 def test_event_time_is_the_utc_timestamp(all_events: list) -> None:
