@@ -64,10 +64,10 @@ def forest_sum(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: 
 
 
 def compile_now() -> None:
-    """Compile (or load from the cache) both walks for the types `fast_trees` passes, so the
-    first scoring call does not pay for it."""
+    """Compile (or load from the cache) both walks for the types `fast_trees` passes (float32
+    rows for forests and trees, float64 for boosted models), so the first scoring call does not
+    pay for it."""
     node = np.zeros(1, dtype=np.intp)
-    for dtype in (np.float64, np.float32):
-        x = np.zeros((1, 1), dtype=dtype)
-        forest_sum(x, node, np.zeros(1), node, node, node, np.zeros((1, 1)))
-        boosted_sum(x, node, np.zeros(1), node, node, node, np.zeros(1), 0.0)
+    forest_sum(np.zeros((1, 1), dtype=np.float32), node, np.zeros(1), node, node, node,
+               np.zeros((1, 1)))
+    boosted_sum(np.zeros((1, 1)), node, np.zeros(1), node, node, node, np.zeros(1), 0.0)

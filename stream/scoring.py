@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -61,7 +61,7 @@ class Scorer:
         self.category_of = bundle.category_of  # cached per line by the processor
         #: stock code -> category for the codes the bundle knows (optional: a bundle without it
         #: has every line looked up through `category_of`)
-        self.known_categories: dict[str, int] = dict(getattr(bundle, "known_categories", {}))
+        self.known_categories: Mapping[str, int] = getattr(bundle, "known_categories", {})
         # The online model (issue 5), set by `stream.online.install`: adds the optional
         # `online` / `models` fields; the batch fields and the event id never depend on it.
         self.online: Any = None

@@ -69,6 +69,17 @@ def _customer_slice(share_mod: int = 6) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def shipped_events() -> list:
+    """Every invoice of the shipped log as an invoice event, in time order."""
+    if not SHIPPED.exists():
+        pytest.skip("shipped data not available")
+    from offline.events import invoices_from_lines
+    from offline.load import read_log
+
+    return invoices_from_lines(read_log(SHIPPED))
+
+
+@pytest.fixture(scope="session")
 def slice_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About a sixth of the shipped customers with all their rows, as Parquet."""
     if not SHIPPED.exists():

@@ -100,24 +100,12 @@ def plain_features(ev: InvoiceEvent, categoriser: HashedCategories) -> dict[str,
     return f
 
 
-def test_features_equal_their_definitions_on_every_invoice_of_the_log() -> None:
+def test_features_equal_their_definitions_on_every_invoice_of_the_log(
+        shipped_events: list) -> None:
     """The one-pass function reads exactly what the plain definitions say, bit for bit, on every
     invoice of the shipped log (first purchases or not, cancellations included)."""
-    import os
-    from pathlib import Path
-
-    import pytest
-
-    from stream.replay import load_events
-
-    root = Path(__file__).resolve().parents[2]
-    data = Path(os.environ.get("BASKETCAST_DATA",
-                               root.parent / "shared/data/online_retail_ii.parquet"))
-    if not data.exists():
-        pytest.skip(f"{data} not found")
     categoriser = HashedCategories()
-    events = load_events(data)
-    assert len(events) > 30_000
-    for ev in events:
+    assert len(shipped_events) > 30_000
+    for ev in shipped_events:
         assert first_purchase_features(ev, categoriser) == plain_features(ev, categoriser), \
             ev.invoice_id
