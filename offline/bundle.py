@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from offline.events import is_first_purchase_candidate
+from offline.fast_linear import speed_up_linear
 from offline.fast_trees import speed_up
-from offline.features import features_frame
+from offline.features import features_frame, select_columns
 from schemas.invoice import InvoiceEvent
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ SCORE_COLUMNS = (
 BUNDLE_FORMAT = 2
 #: outputs are rounded so a batch and a single call agree to the last digit
 ROUNDING = {"p_repeat": 6, "expected_orders": 4, "expected_spend": 2}
+#: what `Bundle.predict` returns per feature row
+PREDICTED_COLUMNS = ("segment", "segment_label", *ROUNDING, "model_version")
 
 
 class BundleError(RuntimeError):
@@ -82,31 +85,33 @@ class Bundle:
 
     def features(self, invoices: Sequence[InvoiceEvent]) -> pd.DataFrame:
         """First-purchase feature rows, one per invoice, in order."""
-        frame = features_frame(list(invoices), self.categoriser)
-        if list(frame.columns) == list(self.feature_columns):
-            return frame  # (selecting the same columns again costs a copy)
-        return frame[self.feature_columns]
+        return select_columns(features_frame(list(invoices), self.categoriser),
+                              self.feature_columns)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Score columns for feature rows: one vectorised call per model.
+        """Score columns for feature rows: one vectorised call per model."""
+        return pd.DataFrame(self.predict_columns(features), columns=list(PREDICTED_COLUMNS))
+
+    def predict_columns(self, features: pd.DataFrame) -> dict[str, list[Any]]:
+        """`predict` as plain lists, one per score column (the stream reads these: building
+        and reading back a data frame cost ~1 ms a batch).
 
         Models run single-threaded: scoring batches are small, and OpenMP threads cost more
         than they save there (and far more on a busy machine)."""
-        x = features[self.feature_columns].reset_index(drop=True)
+        x = select_columns(features, self.feature_columns)
         if x.empty:
-            return pd.DataFrame(columns=["segment", "segment_label", "p_repeat",
-                                         "expected_orders", "expected_spend", "model_version"])
+            return {c: [] for c in PREDICTED_COLUMNS}
         with _single_thread():
-            seg = np.asarray(self.segment_model.predict(x)).astype(int)
-            fc = self.forecaster.predict(x)
-        columns: dict[str, Any] = {
+            seg = np.asarray(self.segment_model.predict(x)).astype(int).tolist()
+            fc = self.forecaster.predict_arrays(x)
+        columns: dict[str, list[Any]] = {
             "segment": seg,
             "segment_label": [self.segment_labels[s] for s in seg],
         }
         for col, digits in ROUNDING.items():
-            columns[col] = np.round(fc[col].to_numpy(dtype=float), digits)
-        columns["model_version"] = self.model_version
-        return pd.DataFrame(columns)
+            columns[col] = np.round(np.asarray(fc[col], dtype=float), digits).tolist()
+        columns["model_version"] = [self.model_version] * len(seg)
+        return columns
 
     def score_invoices(self, invoices: Sequence[InvoiceEvent]) -> list[dict[str, Any]]:
         """Score first purchases; invoices that cannot be one (C/A, no positive total) are
@@ -210,5 +215,6 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise BundleError(f"bundle {directory}: cannot load {MODEL_FILE}: {exc}") from exc
     # Same numbers, a fraction of the fixed cost per call: the stream scores small batches.
     fast = speed_up(objs)
-    log.debug("event=bundle_trees_packed models=%d", fast)
+    linear = speed_up_linear(getattr(objs.get("forecaster"), "log_spend_", None))
+    log.debug("event=bundle_sped_up tree_models=%d linear_pipeline=%s", fast, linear)
     return Bundle(**objs, model_version=digest, card=card)

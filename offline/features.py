@@ -162,3 +162,17 @@ def features_frame(events: Sequence[InvoiceEvent], categoriser: Categoriser) -> 
     values = np.array([row(first_purchase_features(ev, categoriser)) for ev in events],
                       dtype=float).reshape(len(events), len(cols))
     return pd.DataFrame(values, columns=cols)
+
+
+def select_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame[columns]`, or `frame` itself when it has exactly these columns in this order
+    (a pandas selection copies every column: ~0.3 ms a call, several calls per scored batch).
+
+    >>> f = pd.DataFrame({"a": [1.0], "b": [2.0]})
+    >>> select_columns(f, ["a", "b"]) is f, list(select_columns(f, ["b"]).columns)
+    (True, ['b'])
+    """
+    if len(frame.columns) == len(columns) and all(
+            a == b for a, b in zip(frame.columns, columns, strict=True)):
+        return frame
+    return frame[list(columns)]

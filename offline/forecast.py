@@ -46,6 +46,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from offline.features import select_columns
+
 OUTPUTS = ("p_repeat", "expected_orders", "expected_spend")
 #: heavy-tailed counts and amounts: log1p before a linear model
 LOG_COLUMNS = (
@@ -118,7 +120,7 @@ class RepeatClassifier(BaseEstimator):
     def _design(self, x: pd.DataFrame, extra: np.ndarray | None = None) -> np.ndarray:
         """Feature matrix with the history inputs as the last columns (defaults if ``extra``
         is None)."""
-        a = x[self.columns_].to_numpy(dtype=float)
+        a = select_columns(x, self.columns_).to_numpy(dtype=float)
         if extra is None:
             extra = np.tile(np.array(list(HISTORY_INPUTS.values())), (len(a), 1))
         return np.hstack([a, extra])
@@ -230,7 +232,10 @@ class NextYearForecaster(BaseEstimator):
 
     def parts(self, x: pd.DataFrame) -> pd.DataFrame:
         """Every component: p_repeat, expected_orders, hurdle and Poisson spend."""
-        x = x[self.columns_]
+        return pd.DataFrame(self._part_arrays(x), index=x.index)
+
+    def _part_arrays(self, x: pd.DataFrame) -> dict[str, np.ndarray]:
+        x = select_columns(x, self.columns_)
         p = self.repeat_.predict_proba(x)
         if p.ndim == 2:  # a bundle trained before RepeatClassifier: a plain sklearn classifier
             p = p[:, 1]
@@ -240,18 +245,23 @@ class NextYearForecaster(BaseEstimator):
             cond = np.exp(self.log_spend_.predict(x) + self.sigma2_ / 2)
         else:
             cond = np.full(len(x), self.mean_repeat_spend_)
-        return pd.DataFrame({
+        return {
             "p_repeat": p,
             "expected_orders": self.orders_.predict(x),
             "spend_hurdle": p_hurdle * cond,
             "spend_poisson": self.spend_.predict(x),
-        }, index=x.index)
+        }
+
+    def predict_arrays(self, x: pd.DataFrame) -> dict[str, np.ndarray]:
+        """`predict` as one array per output (no data frame to build: the stream's path)."""
+        parts = self._part_arrays(x)
+        w = self.hurdle_weight
+        spend = w * parts["spend_hurdle"] + (1 - w) * parts["spend_poisson"]
+        return {"p_repeat": parts["p_repeat"], "expected_orders": parts["expected_orders"],
+                "expected_spend": spend}
 
     def predict(self, x: pd.DataFrame) -> pd.DataFrame:
-        parts = self.parts(x)
-        w = self.hurdle_weight
-        parts["expected_spend"] = w * parts["spend_hurdle"] + (1 - w) * parts["spend_poisson"]
-        return parts[list(OUTPUTS)]
+        return pd.DataFrame(self.predict_arrays(x), columns=list(OUTPUTS), index=x.index)
 
 
 class FirstBasketBaseline(BaseEstimator):

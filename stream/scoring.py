@@ -36,7 +36,7 @@ class Bundle(Protocol):
 
     def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict[str, Any]]: ...
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame: ...
+    def predict_columns(self, features: pd.DataFrame) -> dict[str, list[Any]]: ...
 
     def features(self, invoices: list[Invoice]) -> pd.DataFrame: ...
 
@@ -98,11 +98,11 @@ class Scorer:
         """Features once, one vectorised predict: the same steps as `score_invoices` (for
         candidates), without computing the features a second time for storage."""
         frame = self.bundle.features(events)
-        predicted = self.bundle.predict(frame)
+        predicted = self.bundle.predict_columns(frame)
         # rows as dicts from column lists (DataFrame.to_dict("records") cost ~4 us a row)
-        names = [str(c) for c in predicted.columns]
-        pred = [dict(zip(names, values, strict=True)) for values in zip(
-            *(predicted[c].tolist() for c in predicted.columns), strict=True)]
+        names = list(predicted)
+        pred = [dict(zip(names, values, strict=True))
+                for values in zip(*predicted.values(), strict=True)]
         feature_rows = _feature_rows(frame)
         out: dict[str, Scored] = {}
         for ev, row, features in zip(events, pred, feature_rows, strict=True):

@@ -54,7 +54,7 @@ def _pairs(model_factory, x, y) -> tuple[object, object]:
 def test_classifiers_give_identical_probabilities(data, factory) -> None:
     x, y, _ = data
     plain, fast = _pairs(factory, x, y)
-    for rows in (x.iloc[:1], x.iloc[:7], x):
+    for rows in (x.iloc[:1], x.iloc[:7], x.iloc[:13], x):  # the walk goes 8 rows at a time
         assert np.array_equal(plain.predict_proba(rows), fast.predict_proba(rows))
         assert np.array_equal(plain.predict(rows), fast.predict(rows))
 
@@ -71,14 +71,30 @@ def test_binary_and_poisson_gradient_boosting_identical(data) -> None:
 
 def test_models_inside_pipelines_and_a_soft_vote_are_found(data) -> None:
     x, y, _ = data
+    labels = np.array(["small", "medium", "wholesale"])[y]  # the vote decodes its labels
     vote = VotingClassifier([
         ("rf", make_pipeline(RandomForestClassifier(n_estimators=15, random_state=0))),
         ("gb", make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=20))),
         ("lr", make_pipeline(StandardScaler(), LogisticRegression())),
-    ], voting="soft").fit(x, y)
-    expected = vote.predict_proba(x)
-    assert speed_up(vote) == 2  # the forest and the boosted model; the logistic stays as it is
-    assert np.array_equal(vote.predict_proba(x), expected)
+    ], voting="soft", weights=[2, 1, 1]).fit(x, labels)
+    plain = copy.deepcopy(vote)
+    # the forest, the boosted model and the vote; the logistic stays as it is
+    assert speed_up(vote) == 3
+    for rows in (x.iloc[:1], x):
+        assert np.array_equal(vote.predict_proba(rows), plain.predict_proba(rows))
+        assert np.array_equal(vote.predict(rows), plain.predict(rows))
+
+
+def test_a_hard_vote_is_left_to_scikit_learn(data) -> None:
+    x, y, _ = data
+    vote = VotingClassifier([
+        ("rf", RandomForestClassifier(n_estimators=5, random_state=0)),
+        ("dt", DecisionTreeClassifier(random_state=0)),
+        ("lr", make_pipeline(StandardScaler(), LogisticRegression())),
+    ], voting="hard").fit(x, y)
+    expected = vote.predict(x)
+    assert speed_up(vote) == 2
+    assert np.array_equal(vote.predict(x), expected)
 
 
 def test_missing_values_go_to_scikit_learn(data) -> None:

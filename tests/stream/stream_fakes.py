@@ -41,6 +41,10 @@ class FakeBundle:
             "expected_spend": 2.5 * total, "model_version": self.model_version,
         })
 
+    def predict_columns(self, features: pd.DataFrame) -> dict[str, list]:
+        pred = self.predict(features)
+        return {c: pred[c].tolist() for c in pred.columns}
+
     def score_invoices(self, invoices: list[InvoiceEvent]) -> list[dict]:
         """The batch path: first purchases in the list, scored."""
         firsts = list(first_purchases(invoices).values())
