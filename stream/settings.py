@@ -29,7 +29,7 @@ ENV_VARS: dict[str, tuple[str, str, str]] = {
     "BASKETCAST_APP_ID": ("app_id", "basketcast",
                           "consumer group of the invoices (Faust's own group: <id>-ops)"),
     "BASKETCAST_REDIS_PREFIX": ("redis_prefix", "", "prefix of every Redis key (isolates runs)"),
-    "BASKETCAST_BATCH_MAX": ("batch_max", "2000", "most invoices in one micro-batch"),
+    "BASKETCAST_BATCH_MAX": ("batch_max", "5000", "most invoices in one micro-batch"),
     "BASKETCAST_BATCH_WITHIN_MS": (
         "batch_within_ms", "20", "longest wait (ms) for records when none are buffered"
     ),
