@@ -90,7 +90,10 @@ class Bundle:
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Score columns for feature rows: one vectorised call per model."""
-        return pd.DataFrame(self.predict_columns(features), columns=list(PREDICTED_COLUMNS))
+        columns = self.predict_columns(features)
+        if not columns["segment"]:
+            return pd.DataFrame(columns=list(PREDICTED_COLUMNS))
+        return pd.DataFrame(columns, columns=list(PREDICTED_COLUMNS))
 
     def predict_columns(self, features: pd.DataFrame) -> dict[str, list[Any]]:
         """`predict` as plain lists, one per score column (the stream reads these: building

@@ -7,8 +7,10 @@ but scikit-learn's ColumnTransformer, validation and output wrappers cost ~1.8 m
 whatever the batch size: more than every other part of the forecast on a micro-batch.
 `speed_up_linear(pipeline)` patches such a fitted pipeline's `predict` with the same
 operations on the same arrays, in the same order, so the same numbers (bit for bit:
-tests/offline/test_offline_fast_linear.py). Anything else (other steps, sparse output, a frame
-without exactly the fitted columns) is left to scikit-learn.
+tests/offline/test_offline_fast_linear.py). Anything else (other steps, transformer weights,
+sparse output, an empty frame, a frame without exactly the fitted columns) is left to
+scikit-learn. The patched method lives on the instance: refit or pickle the original pipeline,
+not a sped-up one.
 
 >>> import numpy as np, pandas as pd
 >>> from offline.forecast import linear_pipeline
@@ -41,7 +43,7 @@ Step = Callable[[np.ndarray], np.ndarray]
 def _column_step(ct: ColumnTransformer, names: list[str]) -> Step | None:
     """The transformer's output from the input matrix: each part's function on its columns,
     side by side in the fitted order (what `ColumnTransformer.transform` stacks)."""
-    if ct.sparse_output_:
+    if ct.sparse_output_ or ct.transformer_weights:
         return None
     parts: list[tuple[Callable[[np.ndarray], np.ndarray] | None, np.ndarray]] = []
     for name, fitted, columns in ct.transformers_:
@@ -66,9 +68,9 @@ def _column_step(ct: ColumnTransformer, names: list[str]) -> Step | None:
 
 
 def _numpy_step(step: Any) -> Step | None:
-    if isinstance(step, Winsorizer):
+    if type(step) is Winsorizer:  # exactly these classes: a subclass may transform otherwise
         return step.transform
-    if isinstance(step, StandardScaler):
+    if type(step) is StandardScaler:
         mean, scale = step.mean_, step.scale_
 
         def standardise(z: np.ndarray) -> np.ndarray:
@@ -91,24 +93,25 @@ def speed_up_linear(pipeline: Any) -> bool:
         return False
     names = list(getattr(pipeline, "feature_names_in_", []))
     first, *middle, last = [step for _, step in pipeline.steps]
-    head = _column_step(first, names) if isinstance(first, ColumnTransformer) and names else None
-    steps = [_numpy_step(s) for s in middle]
-    if head is None or any(s is None for s in steps) \
-            or not isinstance(last, (Ridge, LinearRegression)) or np.ndim(last.coef_) != 1:
+    head = _column_step(first, names) if type(first) is ColumnTransformer and names else None
+    found = [_numpy_step(s) for s in middle]
+    steps = [s for s in found if s is not None]
+    if head is None or len(steps) != len(found) \
+            or type(last) not in (Ridge, LinearRegression) or np.ndim(last.coef_) != 1:
         return False
     coef, intercept = last.coef_, last.intercept_
     fallback = pipeline.predict
 
     def predict(x: Any, **params: Any) -> np.ndarray:
         columns = getattr(x, "columns", None)
-        if params or columns is None or len(columns) != len(names) \
+        if params or columns is None or len(columns) != len(names) or not len(x) \
                 or not all(a == b for a, b in zip(columns, names, strict=True)):
-            return fallback(x, **params)
+            return fallback(x, **params)  # scikit-learn checks (and refuses no rows)
         z = head(x.to_numpy(dtype=np.float64))
         if not np.isfinite(z).all():
             return fallback(x)  # scikit-learn names the problem
         for step in steps:
-            z = step(z)  # type: ignore[misc]
+            z = step(z)
         return z @ coef + intercept
 
     pipeline.predict = predict

@@ -105,10 +105,11 @@ def _sklearn_tree(tree: Any, n_classes: int) -> tuple[np.ndarray, ...]:
 
 def _frame_values(model: Any, x: Any) -> np.ndarray | None:
     """A data frame with exactly the fitted columns as float64 (scikit-learn's own checks cost
-    more than the walk on a few rows); None for anything else, which takes the full checks."""
+    more than the walk on a few rows); None for anything else (no rows too), which takes the
+    full checks."""
     names = getattr(model, "feature_names_in_", None)
     columns = getattr(x, "columns", None)
-    if names is None or columns is None or len(columns) != len(names) \
+    if names is None or columns is None or len(columns) != len(names) or not len(x) \
             or not all(a == b for a, b in zip(columns, names, strict=True)):
         return None
     try:
@@ -185,12 +186,17 @@ def _soft_vote(model: VotingClassifier) -> None:
     members = [_final_step(e) for e in model.estimators_]
     weights = model._weights_not_none
     classes = model.le_.classes_
+    fallback_proba, fallback_predict = model.predict_proba, model.predict
 
     def predict_proba(x: Any) -> np.ndarray:
+        if not len(x):
+            return fallback_proba(x)  # scikit-learn refuses no rows
         return np.average(np.asarray([m.predict_proba(x) for m in members]), axis=0,
                           weights=weights)
 
     def predict(x: Any) -> np.ndarray:
+        if not len(x):
+            return fallback_predict(x)
         return classes[np.argmax(predict_proba(x), axis=1)]
 
     model.predict_proba, model.predict = predict_proba, predict

@@ -59,6 +59,13 @@ def test_features_then_predict_is_score(trained, firsts) -> None:
     pred = b.predict(b.features(firsts[:20]))
     rows = b.score_invoices(firsts[:20])
     assert pred["expected_spend"].tolist() == [r["expected_spend"] for r in rows]
+    assert pred["segment_label"].tolist() == [r["segment_label"] for r in rows]
+    columns = b.predict_columns(b.features(firsts[:20]))
+    assert list(columns) == list(pred.columns)
+    assert all(columns[c] == pred[c].tolist() for c in columns)
+    empty = b.predict(b.features([]))
+    assert empty.empty and list(empty.columns) == list(pred.columns)
+    assert b.score_invoices([]) == []
 
 
 def test_no_leak_cut_after_first_invoice(trained, slice_path, tmp_path) -> None:

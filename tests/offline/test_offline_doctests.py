@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["codes", "load", "events", "text", "categories", "features", "clean", "labels",
-           "metrics", "forecast", "forecast_cv", "bundle"]
+           "metrics", "forecast", "forecast_cv", "bundle", "tree_walk", "fast_trees",
+           "fast_linear"]
 
 
 @pytest.mark.parametrize("name", MODULES)

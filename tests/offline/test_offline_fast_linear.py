@@ -55,6 +55,11 @@ def test_other_inputs_and_pipelines_go_to_scikit_learn(data) -> None:
     holes.iloc[0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fast.predict(holes)
+    with pytest.raises(ValueError, match="0 sample"):
+        fast.predict(x.iloc[:0])
     other = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y > y.mean())
     assert not speed_up_linear(other)
     assert not speed_up_linear(None)
+    weighted = linear_pipeline(list(x.columns), alpha=1.0)
+    weighted.steps[0][1].set_params(transformer_weights={"log": 2.0})
+    assert not speed_up_linear(weighted.fit(x, y))  # weights scale a part: not mirrored

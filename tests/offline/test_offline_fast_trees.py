@@ -132,3 +132,16 @@ def test_categorical_features_and_unfitted_prototypes_are_left_alone(data) -> No
     expected = bagged.fit(x, y).predict_proba(x)
     speed_up(bagged)  # its fitted trees may be sped up; its prototype must not break it
     assert np.array_equal(bagged.predict_proba(x), expected)
+
+
+def test_no_rows_are_refused_as_scikit_learn_does(data) -> None:
+    x, y, _ = data
+    vote = VotingClassifier([
+        ("rf", make_pipeline(RandomForestClassifier(n_estimators=5, random_state=0))),
+        ("gb", HistGradientBoostingClassifier(max_iter=5)),
+    ], voting="soft").fit(x, y)
+    speed_up(vote)
+    for method in (vote.predict, vote.predict_proba, vote.estimators_[1].predict_proba,
+                   vote.estimators_[0].predict_proba):
+        with pytest.raises(ValueError, match="0 sample"):
+            method(x.iloc[:0])
