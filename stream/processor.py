@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -32,9 +32,6 @@ from stream.store import CustomerStore, InvoiceOp
 from stream.validate import Invoice, Rejection, validate
 
 log = logging.getLogger(__name__)
-
-#: at most this many customers remembered as having a first purchase (~90 bytes each)
-MAX_REMEMBERED_CUSTOMERS = 500_000
 
 
 @dataclass(slots=True)  # not frozen: its __init__ would cost 3x, and it runs once per record
@@ -80,14 +77,6 @@ class BatchProcessor:
         self.scorer = scorer
         self.line_categories = LineCategories(scorer.category_of, scorer.known_categories)
         self.backoff = backoff or Backoff()
-        #: customers seen to have a stored first purchase, a fact Redis never takes back: their
-        #: purchases skip the read of the flag (most invoices are repeat customers')
-        self.have_first: set[str] = set()
-
-    def _remember_first(self, customer_ids: Iterable[str]) -> None:
-        if len(self.have_first) >= MAX_REMEMBERED_CUSTOMERS:
-            self.have_first.clear()  # bounded memory; forgotten ones are read from Redis again
-        self.have_first.update(customer_ids)
 
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
         """One batch, start to end: `prepare`, then `store`."""
@@ -128,7 +117,6 @@ class BatchProcessor:
                 out.scores.append((op.customer_id, res.score_json))
                 # the stored score's due time, known unless an earlier delivery stored it
                 maturing[op.customer_id] = op.due or _due(res.score_json)
-        self._remember_first(maturing)
         watermark = max(op.ts for op in ops) if ops else None
         await retry_until_done(
             lambda: self.store.register(maturing, watermark, prepared.partitions), "register",
@@ -153,18 +141,14 @@ class BatchProcessor:
             # per-partition watermarks (the learner matures labels up to their minimum)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts
-        have_first = self.have_first
-        candidates = [op.customer_id for _, _, op in ops
-                      if op.kind == "P" and op.customer_id not in have_first]
+        candidates = [op.customer_id for _, _, op in ops if op.kind == "P"]
         known = await retry_until_done(
             lambda: self.store.have_first_purchase(candidates), "read_first_purchases",
             self.backoff,
         )
-        self._remember_first(cid for cid, has in known.items() if has)
         first: dict[str, Invoice] = {}
         for _, ev, op in ops:  # in offset order: per customer, in time order
-            if op.kind == "P" and op.customer_id not in first \
-                    and not known.get(op.customer_id, True):  # absent: remembered as known
+            if op.kind == "P" and not known[op.customer_id] and op.customer_id not in first:
                 first[op.customer_id] = ev
         scored, failed = self.scorer.score(list(first.values()))
         for raw, ev, op in ops:

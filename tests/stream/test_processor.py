@@ -53,53 +53,6 @@ async def test_one_batch_one_model_call(client: aioredis.Redis, unique_id: str) 
     assert bundle.calls == 1  # nothing new to score
 
 
-class CountingStore(CustomerStore):
-    """Records which customers' first-purchase flags were read."""
-
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        super().__init__(redis, prefix)
-        self.asked: list[list[str]] = []
-
-    async def have_first_purchase(self, ids):  # type: ignore[override]
-        ids = list(ids)
-        self.asked.append(ids)
-        return await super().have_first_purchase(ids)
-
-
-async def test_a_customer_with_a_first_purchase_is_not_asked_about_again(
-    client: aioredis.Redis, unique_id: str,
-) -> None:
-    store = CountingStore(client, unique_id)
-    proc = BatchProcessor(store, Scorer(bundle := FakeBundle()))
-    await proc.process(raws(invoice_json("1", "a"), invoice_json("2", "b")))
-    out = await proc.process(raws(invoice_json("3", "a", "2010-01-05"), invoice_json("4", "c")))
-    assert store.asked == [["a", "b"], ["c"]]  # "a" remembered from its stored first purchase
-    assert out.counts["first"] == 1 and out.counts["applied"] == 1 and bundle.calls == 2
-    assert [cid for cid, _ in out.scores] == ["c"]
-    # another worker (or this one restarted) reads the flag once, then remembers it
-    other_store = CountingStore(client, unique_id)
-    other = BatchProcessor(other_store, Scorer(FakeBundle()))
-    for n, day in enumerate(["2010-01-06", "2010-01-07"]):
-        out = await other.process(raws(invoice_json(f"5{n}", "b", day)))
-        assert out.counts["applied"] == 1 and not out.scores
-    assert other_store.asked == [["b"], []]
-    state = await other_store.customer("b")
-    assert state is not None and state["orders"] == "3" and state["fp_invoice"] == "2"
-
-
-async def test_the_remembered_customers_stay_bounded(
-    client: aioredis.Redis, unique_id: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("stream.processor.MAX_REMEMBERED_CUSTOMERS", 3)
-    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
-    for batch in range(4):
-        await proc.process(raws(*(invoice_json(f"{batch}-{i}", f"c{batch}-{i}")
-                                  for i in range(2))))
-        assert len(proc.have_first) <= 3 + 2
-    out = await proc.process(raws(invoice_json("again", "c0-0", "2010-01-09")))
-    assert out.counts["applied"] == 1 and not out.scores  # forgotten, read again: not first
-
-
 class FlakyStore(CustomerStore):
     """Raises ConnectionError on the first `failures` calls of each step."""
 
