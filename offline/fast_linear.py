@@ -35,6 +35,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from offline.features import frame_values
 from offline.forecast import Winsorizer
 
 Step = Callable[[np.ndarray], np.ndarray]
@@ -103,11 +104,10 @@ def speed_up_linear(pipeline: Any) -> bool:
     fallback = pipeline.predict
 
     def predict(x: Any, **params: Any) -> np.ndarray:
-        columns = getattr(x, "columns", None)
-        if params or columns is None or len(columns) != len(names) or not len(x) \
-                or not all(a == b for a, b in zip(columns, names, strict=True)):
+        a = None if params else frame_values(x, names)
+        if a is None:
             return fallback(x, **params)  # scikit-learn checks (and refuses no rows)
-        z = head(x.to_numpy(dtype=np.float64))
+        z = head(a)
         if not np.isfinite(z).all():
             return fallback(x)  # scikit-learn names the problem
         for step in steps:

@@ -48,6 +48,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
 from offline import tree_walk
+from offline.features import frame_values
 
 
 @dataclass(frozen=True)
@@ -104,18 +105,10 @@ def _sklearn_tree(tree: Any, n_classes: int) -> tuple[np.ndarray, ...]:
 
 
 def _frame_values(model: Any, x: Any) -> np.ndarray | None:
-    """A data frame with exactly the fitted columns as float64 (scikit-learn's own checks cost
-    more than the walk on a few rows); None for anything else (no rows too), which takes the
-    full checks."""
+    """`x` as float64 when it is a frame of exactly the model's fitted columns
+    (`offline.features.frame_values`)."""
     names = getattr(model, "feature_names_in_", None)
-    columns = getattr(x, "columns", None)
-    if names is None or columns is None or len(columns) != len(names) or not len(x) \
-            or not all(a == b for a, b in zip(columns, names, strict=True)):
-        return None
-    try:
-        return x.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+    return None if names is None else frame_values(x, names)
 
 
 def _float32_rows(model: Any, x: Any, validate: Callable[[Any], Any]) -> np.ndarray | None:
