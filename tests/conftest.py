@@ -101,6 +101,14 @@ def shipped_log() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def log_events(shipped_log: Path) -> list:
+    """Every invoice of the shipped log as an invoice event, in time order (read once)."""
+    from stream.replay import load_events
+
+    return load_events(shipped_log)
+
+
 def _fingerprint(data: Path) -> str:
     """Data + training code: a cached bundle is reused only while both are unchanged."""
     h = hashlib.sha256(data.read_bytes())

@@ -21,13 +21,6 @@ def category_of(bundle_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def full_events(shipped_log: Path) -> list:
-    from stream.replay import load_events
-
-    return load_events(shipped_log)
-
-
-@pytest.fixture(scope="session")
 def full_oracle(bundle_dir: Path, shipped_log: Path,
                 tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """`basketcast score` on the whole shipped log."""
@@ -43,11 +36,11 @@ def horizon_days(bundle_dir: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def full_expected(full_events: list, category_of, full_oracle: pd.DataFrame,
+def full_expected(log_events: list, category_of, full_oracle: pd.DataFrame,
                   horizon_days: int) -> pd.DataFrame:
     from e2e_harness import expected_state
 
-    return expected_state(full_events, category_of, dict(full_oracle["invoice_id"]),
+    return expected_state(log_events, category_of, dict(full_oracle["invoice_id"]),
                           horizon_days)
 
 

@@ -62,9 +62,9 @@ def generate_malformed(base: list[bytes], n: int) -> list[tuple[bytes, str, str]
 
 @pytest.mark.timeout(900)
 async def test_bad_input_soak(kafka_bootstrap: str, redis_url: str, unique_id: str,
-                              bundle_dir: Path, shipped_log: Path, full_events: list,
+                              bundle_dir: Path, shipped_log: Path, log_events: list,
                               category_of, horizon_days: int, tmp_path: Path) -> None:
-    path, events = write_slice(shipped_log, tmp_path / "slice.parquet", VALID, full_events)
+    path, events = write_slice(shipped_log, tmp_path / "slice.parquet", VALID, log_events)
     oracle = batch_scores(bundle_dir, path, tmp_path / "oracle.parquet")
     valid = [encode(ev) for ev in events]
     n_bad = round(len(valid) * BAD_SHARE / (1 - BAD_SHARE))

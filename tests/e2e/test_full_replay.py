@@ -53,11 +53,11 @@ FAST_REJOIN = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
 @pytest.mark.timeout(1800)
 async def test_full_replay_with_sigkills_equals_batch(
     kafka_bootstrap: str, redis_url: str, unique_id: str, bundle_dir: Path,
-    shipped_log: Path, full_events: list, full_oracle: pd.DataFrame,
+    shipped_log: Path, log_events: list, full_oracle: pd.DataFrame,
     full_expected: pd.DataFrame, tmp_path: Path,
 ) -> None:
     run = Run(unique_id, kafka_bootstrap, redis_url, partitions=4)
-    n, total = len(full_oracle), len(full_events)
+    n, total = len(full_oracle), len(log_events)
     assert n > 3000, "the oracle scored too few customers for a full-log test"
     # kill points: invoices the worker has committed, uniform over 5 %..95 % of the log
     rng = random.Random(SEED)
@@ -88,7 +88,7 @@ async def test_full_replay_with_sigkills_equals_batch(
             rc = await asyncio.to_thread(replayer.wait, 60)
             assert rc == 0, (tmp_path / "replay.log").read_text()[-3000:]
             replayed = _invoices((tmp_path / "replay.log").read_text())
-            assert replayed == len(full_events)
+            assert replayed == len(log_events)
 
             check = check_scores(out, full_oracle)
             customers = await check_redis(client, run.run_id, full_expected, full_oracle.index)

@@ -47,10 +47,10 @@ OLD_NAMES = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "Custo
 
 
 @pytest.fixture(scope="module")
-def variants(shipped_log: Path, full_events: list,
+def variants(shipped_log: Path, log_events: list,
              tmp_path_factory: pytest.TempPathFactory) -> dict:
     d = tmp_path_factory.mktemp("inputs")
-    path, _ = write_slice(shipped_log, d / "slice.parquet", INVOICES, full_events)
+    path, _ = write_slice(shipped_log, d / "slice.parquet", INVOICES, log_events)
     df = pd.read_parquet(path)
     rng = np.random.default_rng(SEED)
     invoices = df["Invoice"].unique()

@@ -66,10 +66,10 @@ def _without_wall_clock(outputs: Outputs) -> dict[str, dict]:
 
 @pytest.mark.timeout(900)
 async def test_two_workers_equal_one(kafka_bootstrap: str, redis_url: str, unique_id: str,
-                                     bundle_dir: Path, shipped_log: Path, full_events: list,
+                                     bundle_dir: Path, shipped_log: Path, log_events: list,
                                      category_of, horizon_days: int,
                                      tmp_path: Path) -> None:
-    path, events = write_slice(shipped_log, tmp_path / "slice.parquet", INVOICES, full_events)
+    path, events = write_slice(shipped_log, tmp_path / "slice.parquet", INVOICES, log_events)
     oracle = batch_scores(bundle_dir, path, tmp_path / "oracle.parquet")
     expected = expected_state(events, category_of, dict(oracle["invoice_id"]), horizon_days)
     one = Run(f"{unique_id}-a", kafka_bootstrap, redis_url, partitions=4)

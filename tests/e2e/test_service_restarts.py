@@ -49,11 +49,11 @@ REPLAY_SECONDS = 40.0  # the paced replay lasts about this long; the restart hap
 
 
 @pytest.fixture(scope="module")
-def restart_slice(shipped_log: Path, full_events: list, bundle_dir: Path, category_of,
+def restart_slice(shipped_log: Path, log_events: list, bundle_dir: Path, category_of,
                   horizon_days: int,
                   tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("restart-slice")
-    path, events = write_slice(shipped_log, d / "slice.parquet", INVOICES, full_events)
+    path, events = write_slice(shipped_log, d / "slice.parquet", INVOICES, log_events)
     oracle = batch_scores(bundle_dir, path, d / "oracle.parquet")
     span = (events[-1].invoiced_at - events[0].invoiced_at).total_seconds()
     expected = expected_state(events, category_of, dict(oracle["invoice_id"]), horizon_days)

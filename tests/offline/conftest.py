@@ -19,10 +19,6 @@ if str(ROOT) not in sys.path:
 if getattr(sys.modules.get("offline"), "__file__", "") is None:
     del sys.modules["offline"]
 
-SHIPPED = Path("/work/shared/data/online_retail_ii.parquet")
-if not SHIPPED.exists():  # the repo's own copy, when the shared folder is not mounted
-    SHIPPED = Path(__file__).resolve().parents[2] / "data" / "online_retail_ii.parquet"
-
 UCI_II = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price",
           "Customer ID", "Country"]
 
@@ -59,8 +55,8 @@ def tiny_raw() -> pd.DataFrame:
     ])
 
 
-def _customer_slice(share_mod: int = 6) -> pd.DataFrame:
-    df = pd.read_parquet(SHIPPED)
+def _customer_slice(shipped_log: Path, share_mod: int = 6) -> pd.DataFrame:
+    df = pd.read_parquet(shipped_log)
     ids = df["Customer ID"].astype("string")
     keep = ids.map(lambda c: c is not pd.NA and int(hashlib.md5(c.encode()).hexdigest(), 16)
                    % share_mod == 0).fillna(False).astype(bool)
@@ -69,23 +65,10 @@ def _customer_slice(share_mod: int = 6) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def shipped_events() -> list:
-    """Every invoice of the shipped log as an invoice event, in time order."""
-    if not SHIPPED.exists():
-        pytest.skip("shipped data not available")
-    from offline.events import invoices_from_lines
-    from offline.load import read_log
-
-    return invoices_from_lines(read_log(SHIPPED))
-
-
-@pytest.fixture(scope="session")
-def slice_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def slice_path(shipped_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About a sixth of the shipped customers with all their rows, as Parquet."""
-    if not SHIPPED.exists():
-        pytest.skip("shipped data not available")
     path = tmp_path_factory.mktemp("data") / "slice.parquet"
-    _customer_slice().to_parquet(path, index=False)
+    _customer_slice(shipped_log).to_parquet(path, index=False)
     return path
 
 

@@ -101,11 +101,11 @@ def plain_features(ev: InvoiceEvent, categoriser: HashedCategories) -> dict[str,
 
 
 def test_features_equal_their_definitions_on_every_invoice_of_the_log(
-        shipped_events: list) -> None:
+        log_events: list) -> None:
     """The one-pass function reads exactly what the plain definitions say, bit for bit, on every
     invoice of the shipped log (first purchases or not, cancellations included)."""
     categoriser = HashedCategories()
-    assert len(shipped_events) > 30_000
-    for ev in shipped_events:
+    assert len(log_events) > 30_000
+    for ev in log_events:
         assert first_purchase_features(ev, categoriser) == plain_features(ev, categoriser), \
             ev.invoice_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,10 @@ from stream.aggregates import LineCategories, invoice_op
 from stream.fast_invoice import decode
 from stream.replay import encode, load_events
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
-
 
 @pytest.fixture(scope="module")
-def events() -> list:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not found")
-    return load_events(DATA, limit=4000)
+def events(shipped_log: Path) -> list:
+    return load_events(shipped_log, limit=4000)
 
 
 def test_load_events_limit_keeps_time_order(events: list) -> None:
@@ -34,15 +28,8 @@ def test_load_events_limit_keeps_time_order(events: list) -> None:
     assert keys == sorted(keys)
 
 
-@pytest.fixture(scope="module")
-def all_events() -> list:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not found")
-    return load_events(DATA)
-
-
-def test_invoice_kind_agrees_with_offline_on_the_whole_log(all_events: list) -> None:
-    customers = [ev for ev in all_events if ev.customer_id is not None]
+def test_invoice_kind_agrees_with_offline_on_the_whole_log(log_events: list) -> None:
+    customers = [ev for ev in log_events if ev.customer_id is not None]
     assert len(customers) > 1000
     for ev in customers:
         kind = invoice_op(ev, LineCategories(lambda code, desc: 0)).kind
@@ -74,7 +61,7 @@ def test_replay_encoding_round_trips(events: list) -> None:
         assert InvoiceEvent.model_validate_json(value) == ev
 
 
-def test_line_categories_equal_the_categoriser_on_the_log(all_events: list) -> None:
+def test_line_categories_equal_the_categoriser_on_the_log(log_events: list) -> None:
     """The by-code shortcut answers what `category_of` would, for every line of the log."""
     from offline.codes import is_product_code
 
@@ -88,7 +75,7 @@ def test_line_categories_equal_the_categoriser_on_the_log(all_events: list) -> N
     known = {"85123A": 1, "22423": 2, "POST": 4}
     categories = LineCategories(category_of, known)
     assert "POST" not in categories.by_code or categories.by_code["POST"] == -1
-    lines = [ln for ev in all_events for ln in ev.lines]
+    lines = [ln for ev in log_events for ln in ev.lines]
     for _ in range(2):  # cold, then from the caches
         for ln in lines:
             code, desc = ln.stock_code, ln.description
@@ -113,7 +100,7 @@ def test_line_categories_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(categories.by_code) <= 10
 
 
-def test_event_time_is_the_utc_timestamp(all_events: list) -> None:
+def test_event_time_is_the_utc_timestamp(log_events: list) -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
     from hypothesis import given
@@ -121,7 +108,7 @@ def test_event_time_is_the_utc_timestamp(all_events: list) -> None:
 
     from stream.aggregates import event_time
 
-    for ev in all_events:
+    for ev in log_events:
         when = ev.invoiced_at
         assert event_time(when) == when.replace(tzinfo=UTC).timestamp()
 

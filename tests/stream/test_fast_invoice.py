@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,9 +16,6 @@ from schemas.invoice import MAX_LINES, InvoiceEvent, InvoiceLine
 from stream.fast_invoice import FastInvoice, FastLine, decode
 from stream.replay import encode, load_events
 from stream.validate import validate
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
 
 
 def _values(ev: object) -> tuple:
@@ -56,10 +52,8 @@ def test_mirror_has_the_contracts_fields_and_constraints() -> None:
                 assert fields[name].default == field.default, name
 
 
-def test_the_shipped_log_is_read_alike() -> None:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not found")
-    events = load_events(DATA, limit=20_000)
+def test_the_shipped_log_is_read_alike(shipped_log: Path) -> None:
+    events = load_events(shipped_log, limit=20_000)
     for ev in events:
         raw = encode(ev)[1]
         fast = decode(raw)

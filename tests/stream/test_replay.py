@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,17 +12,12 @@ from schemas.invoice import InvoiceEvent, InvoiceLine
 from stream.replay import load_events, produce
 from stream.topics import ensure_topics
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
 
-
-def test_since_until_limit() -> None:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not found")
+def test_since_until_limit(shipped_log: Path) -> None:
     since, until = datetime(2010, 3, 1), datetime(2010, 3, 8)
-    events = load_events(DATA, since=since, until=until)
+    events = load_events(shipped_log, since=since, until=until)
     assert events and all(since <= ev.invoiced_at < until for ev in events)
-    assert load_events(DATA, since=since, until=until, limit=10) == events[:10]
+    assert load_events(shipped_log, since=since, until=until, limit=10) == events[:10]
 
 
 def _event(i: int, customer: str | None) -> InvoiceEvent:

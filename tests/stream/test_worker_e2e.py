@@ -32,17 +32,15 @@ from tests.e2e.e2e_harness import expected_state, free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
 SLICE = int(os.environ.get("BASKETCAST_E2E_INVOICES", "3000"))
 
 
 @pytest.fixture(scope="module")
-def slice_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+def slice_log(shipped_log: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """The first SLICE invoices of the log, as a line-level parquet file and as events."""
-    events = load_events(DATA, limit=SLICE)
+    events = load_events(shipped_log, limit=SLICE)
     ids = {ev.invoice_id for ev in events}
-    raw = pd.read_parquet(DATA)
+    raw = pd.read_parquet(shipped_log)
     path = tmp_path_factory.mktemp("slice") / "slice.parquet"
     raw[raw["Invoice"].astype(str).isin(ids)].to_parquet(path, index=False)
     return path, events
