@@ -1,7 +1,10 @@
 """The proof of online learning (issue 5), on the real services and the whole shipped log.
 
 A bundle with a 90-day horizon (trained once per session, or $BASKETCAST_TEST_BUNDLE_90) serves
-a `python -m stream worker` with the learner on. The log is replayed at full speed twice:
+a `python -m stream worker` with the learner on. The log is replayed twice, a year in ~30 s
+(`REPLAY_SPEED`), into a running worker, as live traffic would come: the learner steps every
+0.2 s and follows the replay. At full speed the worker now scores the whole log (~2.5 s)
+before the first labels after the shift have matured, so no score could use them.
 
 - shifted: from SHIFT on, every invoice that is not a customer's first purchase has its
   quantities x3 (repeat customers buy three times as much). `ModelDrift` must be raised, only
@@ -27,6 +30,7 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
+from test_web import poll
 from test_worker_e2e import _cleanup, _env, _start_worker, _stop
 
 from offline.events import first_purchases
@@ -47,6 +51,8 @@ SHIFT = datetime(2010, 9, 1)
 FACTOR = 3
 #: The learner's settings in this test: quick ticks, so the online model follows the replay.
 LEARNER_ENV = {"BASKETCAST_LEARNER_INTERVAL_S": "0.2", "BASKETCAST_ONLINE_RELOAD_S": "0.2"}
+#: x real time: the shipped log's two years in ~60 s
+REPLAY_SPEED = 365 * 86_400 / 30
 
 
 def shifted(events: list[InvoiceEvent], since: datetime, factor: int) -> list[InvoiceEvent]:
@@ -83,9 +89,13 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
                                "BASKETCAST_TOPIC_DLQ", "BASKETCAST_TOPIC_DRIFT")]
     await ensure_topics(kafka_bootstrap, topics, int(env["BASKETCAST_PARTITIONS"]))
     t0 = time.perf_counter()
-    await produce(events, kafka_bootstrap, topics[0], progress=False)
     log = tmp / "worker.log"
     worker = _start_worker(env, bundle, log)
+    await poll(int(env["BASKETCAST_WEB_PORT"]), "/health",
+               lambda status, doc: status == 200 and doc["consumer_lag"]["partitions"],
+               300, worker, log)
+    producing = asyncio.create_task(
+        produce(events, kafka_bootstrap, topics[0], speed=REPLAY_SPEED, progress=False))
     client = aioredis.from_url(redis_url)
     store, online = CustomerStore(client, prefix), OnlineStore(client, prefix)
     n_first = len(first_purchases(events))
@@ -102,6 +112,8 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
         while True:
             assert worker.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, log.read_text()[-4000:]
+            if producing.done():
+                producing.result()  # a failed replay fails the test here
             batch = await consumer.getmany(timeout_ms=500)
             for r in (r for recs in batch.values() for r in recs):
                 if r.topic == topics[1]:
@@ -115,7 +127,7 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
             done = marks.get(b"event_time") == end  # every invoice applied
             least = min((s for m, s in marks.items() if m.startswith(b"partition:")),
                         default=end)
-            if (done and len(scores) >= n_first and cursor is not None
+            if (producing.done() and done and len(scores) >= n_first and cursor is not None
                     and cursor >= least - lateness - 1e-6):
                 break
         await asyncio.sleep(1.0)  # a drift event sent with the last step
@@ -127,6 +139,9 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
         assert await store.redis.zscore(store.watermark_key, "event_time") == end
         return list(scores.values()), drifts, learned, time.perf_counter() - t0
     finally:
+        if not producing.done():
+            producing.cancel()
+        await asyncio.gather(producing, return_exceptions=True)
         await consumer.stop()
         _stop(worker)
         await _cleanup(client, prefix)
