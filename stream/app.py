@@ -13,9 +13,13 @@ it elects the leader that runs the online learner (`stream.online`) and serves t
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import faust
 
@@ -27,6 +31,22 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[Outcome], Awaitable[None]]
+
+
+def scratch_datadir(app_id: str) -> Path:
+    """Faust's data directory: a fresh temporary one, removed at exit.
+
+    The app keeps nothing on disk (its tables are in memory, the customers' state is in
+    Redis), and Faust's default, `<app id>-data` in the working directory, left one directory
+    per run in whatever directory the worker or the demo was started from.
+
+    >>> path = scratch_datadir("doc")
+    >>> path.is_dir(), path.name.startswith("doc-faust-")
+    (True, True)
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"{app_id}-faust-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def create_app(
@@ -49,6 +69,7 @@ def create_app(
         web_port=settings.web_port,
         producer_linger_ms=1,
         broker_session_timeout=10.0,  # a killed leader's learner moves on within seconds
+        datadir=scratch_datadir(settings.app_id),
     )
     totals: Counter[str] = Counter()
 
