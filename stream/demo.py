@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "online_retail_ii.parquet"
 ROWS_SHOWN = 14
 IDLE_DONE_S = 5.0
+#: How long the demo waits for the worker to load the bundle and join its group.
+WORKER_READY_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -84,6 +87,10 @@ def _counters(t: Tally) -> str:
 
 async def _watch(settings: Settings, tally: Tally, stop: asyncio.Event, live) -> None:
     from aiokafka import AIOKafkaConsumer
+
+    from stream.topics import ensure_worker_topics
+
+    await ensure_worker_topics(settings)  # before the worker does: no "topic not found"
 
     topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
               settings.topic_drift]
@@ -152,6 +159,7 @@ class Demo:
         self.started_services: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.cli = [sys.executable, "-m", "stream.cli"]
+        self.worker_log = Path()
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -195,7 +203,27 @@ class Demo:
                 [*self.cli, "worker", "--model", str(self.args.model)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             ))
+        self.worker_log = log_path
         print(f"demo: worker started (pid {self.procs[-1].pid}, log {log_path})")
+
+    def wait_until_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
+        """Until the worker's `/health` shows its partitions: its topics exist and have
+        leaders, and it consumes (the replay then measures scoring, not start-up)."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/health"
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.procs[0].poll() is not None:
+                raise RuntimeError(f"the worker exited with code {self.procs[0].returncode}; "
+                                   f"see {self.worker_log}")
+            # HTTPError 503 (an OSError): not ready yet
+            with contextlib.suppress(OSError, ValueError, KeyError), \
+                    urllib.request.urlopen(url, timeout=2) as response:
+                if json.load(response)["consumer_lag"]["partitions"]:
+                    print(f"demo: worker ready in {time.monotonic() - started:.1f} s")
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker was not ready after {timeout:.0f} s ({url}); "
+                           f"see {self.worker_log}")
 
     def replay_cmd(self) -> list[str]:
         cmd = [*self.cli, "replay", "--data", str(self.args.data), "--speed", str(self.args.speed)]
@@ -338,7 +366,6 @@ class Demo:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    # The demo's own topics do not exist until the replay creates them: not worth a warning.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     demo = Demo(args)
     interrupted = False
@@ -351,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
         demo.services_up()
         demo.train_if_needed()
         demo.start_worker(Path(args.log_dir) / "worker.log")
+        demo.wait_until_ready()
         tally = Tally()
         wall = asyncio.run(demo.run_live(tally))
         print(demo.summary(tally, wall))

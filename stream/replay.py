@@ -72,7 +72,8 @@ async def produce(
     progress: bool = True,
 ) -> ReplayStats:
     """Produce `events` to `topic`; returns how many and how long (until all acknowledged)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+                                max_batch_size=256 * 1024)
     await producer.start()
     bar = tqdm(total=len(events), unit="ev", disable=not progress, file=sys.stderr)
     start = time.perf_counter()

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+if TYPE_CHECKING:
+    from stream.settings import Settings
+
 log = logging.getLogger(__name__)
+
+#: How long `ensure_topics` waits for the partitions of new topics to have a leader.
+LEADER_TIMEOUT_S = 30.0
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
                         configs: dict[str, str] | None = None) -> list[str]:
-    """Create the missing topics of `names` with `partitions` partitions (and topic `configs`);
-    returns the created."""
+    """Create the missing topics of `names` with `partitions` partitions (and topic `configs`),
+    and wait until every partition of `names` has a leader; returns the created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -28,6 +37,38 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
                      for n in missing]
                 )
             log.info("event=topics_created topics=%s partitions=%d", ",".join(missing), partitions)
+        # Clients that use a topic before its partitions have a leader log errors ("not found
+        # in cluster metadata", NotLeaderForPartition) and retry; another process may have
+        # created these topics a moment ago.
+        await _wait_for_leaders(admin, list(dict.fromkeys(names)))
         return missing
     finally:
         await admin.close()
+
+
+async def ensure_worker_topics(settings: Settings) -> list[str]:
+    """The worker's four topics, with room for its largest output record."""
+    from stream.consumer import MAX_OUTPUT_BYTES
+
+    return await ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
+         settings.topic_drift],
+        settings.partitions,
+        {"max.message.bytes": str(MAX_OUTPUT_BYTES)},
+    )
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
+                            timeout: float = LEADER_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [t["topic"] for t in await admin.describe_topics(names)
+                   if t["error_code"] or not t["partitions"]
+                   or any(p["error_code"] or p["leader"] < 0 for p in t["partitions"])]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without a leader after {timeout:.0f}s: "
+                               f"{', '.join(waiting)}")
+        await asyncio.sleep(0.05)

@@ -15,12 +15,11 @@ import faust
 from redis.asyncio import Redis
 
 from stream.app import create_app
-from stream.consumer import MAX_OUTPUT_BYTES
 from stream.processor import BatchProcessor
 from stream.scoring import Scorer, serve_single_threaded
 from stream.settings import Settings
 from stream.store import CustomerStore
-from stream.topics import ensure_topics
+from stream.topics import ensure_worker_topics
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +70,7 @@ def log_long_collections(threshold_ms: float = 20.0) -> None:
 
 def run_worker(settings: Settings, model_dir: Path, loglevel: str = "info") -> int:
     app = build_app(settings, model_dir)
-    asyncio.run(ensure_topics(
-        settings.kafka_bootstrap,
-        [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
-         settings.topic_drift],
-        settings.partitions,
-        {"max.message.bytes": str(MAX_OUTPUT_BYTES)},
-    ))
+    asyncio.run(ensure_worker_topics(settings))
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()  # returns when the worker stops (SIGTERM, Ctrl-C)
     return 0
