@@ -251,3 +251,29 @@ def test_any_pace_of_watermarks_and_batches_learns_the_same(
                 await redis.hgetall("p:online:labels") != {})
 
     assert asyncio.run(run(True)) == asyncio.run(run(False))
+
+
+async def test_a_step_gives_the_scoring_loop_a_turn_every_ten_labels() -> None:
+    """Each await on the scoring path waits for one slice of learning: slices of ~1 ms (10
+    labels) keep a learner step out of the scores' latency (50-label slices added 40-60 ms)."""
+    redis = FakeRedis()
+    await seed(redis, 200)
+    lrn = learner(redis)
+    await watermark(redis, T0 + 300 * DAY + H)
+    turns = 0
+    stepping = True
+
+    async def scoring_loop() -> None:
+        nonlocal turns
+        while stepping:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(scoring_loop())
+    await asyncio.sleep(0)
+    before = turns
+    result = await lrn.step()
+    stepping = False
+    await other
+    assert result.learned == 200
+    assert turns - before >= 200 // 10
