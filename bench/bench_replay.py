@@ -89,16 +89,18 @@ async def main(args: argparse.Namespace) -> None:
             "replay with 16 KB batches (before)": replayed_16k,
             "baseline: bare producer, records encoded beforehand": bare}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            results[name].append(await timed(run, args.bootstrap, prefix, len(events)))
+    try:
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                results[name].append(await timed(run, args.bootstrap, prefix, len(events)))
+    finally:
+        await cleanup(args.bootstrap, prefix)
     for name, figures in results.items():
         per_s = [f[0] for f in figures]
         per_cpu = [f[1] for f in figures]
         print(f"  {name}: {statistics.median(per_s):,.0f} events/s "
               f"({min(per_s):,.0f}-{max(per_s):,.0f}), "
               f"{statistics.median(per_cpu):,.0f} per CPU-second")
-    await cleanup(args.bootstrap, prefix)
 
 
 async def cleanup(bootstrap: str, prefix: str) -> None:

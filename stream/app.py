@@ -37,7 +37,7 @@ def scratch_datadir(app_id: str) -> Path:
     """Faust's data directory: a fresh temporary one, removed at exit.
 
     The app keeps nothing on disk (its tables are in memory, the customers' state is in
-    Redis), and Faust's default, `<app id>-data` in the working directory, left one directory
+    Redis), and Faust's default, `<app id>-ops-data` in the working directory, left one directory
     per run in whatever directory the worker or the demo was started from.
 
     >>> path = scratch_datadir("doc")

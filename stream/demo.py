@@ -24,8 +24,10 @@ import urllib.request
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 
+from stream.services import free_port
 from stream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -87,10 +89,6 @@ def _counters(t: Tally) -> str:
 
 async def _watch(settings: Settings, tally: Tally, stop: asyncio.Event, live) -> None:
     from aiokafka import AIOKafkaConsumer
-
-    from stream.topics import ensure_worker_topics
-
-    await ensure_worker_topics(settings)  # before the worker does: no "topic not found"
 
     topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
               settings.topic_drift]
@@ -154,18 +152,25 @@ class Demo:
             "BASKETCAST_APP_ID": f"basketcast-{run}",
             "BASKETCAST_REDIS_PREFIX": f"{run}:",
             "BASKETCAST_MODEL_DIR": str(args.model),
+            # its own web port unless one is set: /health must be this worker's
+            "BASKETCAST_WEB_PORT": os.environ.get("BASKETCAST_WEB_PORT") or str(free_port()),
         }
         self.settings = Settings.from_env(self.env)
         self.started_services: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.cli = [sys.executable, "-m", "stream.cli"]
-        self.worker_log = Path()
+        self.worker_log: Path | None = None
 
     # --- steps ---------------------------------------------------------------------------------
 
     def services_up(self) -> None:
         from stream import services
 
+        s = self.settings
+        if services.kafka_answers(s.kafka_bootstrap) and services.redis_answers(s.redis_url):
+            print(f"demo: using the services that answer at {s.kafka_bootstrap} and "
+                  f"{s.redis_url}")
+            return
         if services.docker_engine_answers():
             print("demo: Docker engine found, starting kafka and redis with docker compose")
             subprocess.run(["docker", "compose", "up", "-d", "--wait", "kafka", "redis"],
@@ -215,14 +220,14 @@ class Demo:
             if self.procs[0].poll() is not None:
                 raise RuntimeError(f"the worker exited with code {self.procs[0].returncode}; "
                                    f"see {self.worker_log}")
-            # HTTPError 503 (an OSError): not ready yet
-            with contextlib.suppress(OSError, ValueError, KeyError), \
+            # HTTPError 503 (an OSError), a half-started server: not ready yet
+            with contextlib.suppress(OSError, ValueError, KeyError, HTTPException), \
                     urllib.request.urlopen(url, timeout=2) as response:
                 if json.load(response)["consumer_lag"]["partitions"]:
                     print(f"demo: worker ready in {time.monotonic() - started:.1f} s")
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"the worker was not ready after {timeout:.0f} s ({url}); "
+        raise RuntimeError(f"the worker was not ready after {timeout:g} s ({url}); "
                            f"see {self.worker_log}")
 
     def replay_cmd(self) -> list[str]:
@@ -366,6 +371,7 @@ class Demo:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    # aiokafka's warnings about transient broker errors it retries: not for the demo's console
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     demo = Demo(args)
     interrupted = False

@@ -307,7 +307,7 @@ class Learner:
         if upto <= state.cursor:
             return result
         members, cursor = await self._matured(state.cursor, upto)
-        rows = []
+        rows: list[list[bytes | None]] = []
         for i in range(0, len(members), READ_SLICE):
             pipe = self.store.redis.pipeline(transaction=False)
             for cid, _ in members[i:i + READ_SLICE]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,28 +19,45 @@ log = logging.getLogger(__name__)
 LEADER_TIMEOUT_S = 30.0
 
 
+class TopicCreationError(RuntimeError):
+    """The broker refused to create a topic (e.g. an invalid topic config)."""
+
+
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
                         configs: dict[str, str] | None = None) -> list[str]:
     """Create the missing topics of `names` with `partitions` partitions (and topic `configs`),
-    and wait until every partition of `names` has a leader; returns the created."""
+    and wait until every partition of `names` has a leader; returns the created.
+
+    A topic the broker refuses raises `TopicCreationError` with the broker's reason (the
+    admin client returns such errors instead of raising them)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
+        created: list[str] = []
         if missing:
-            with suppress(TopicAlreadyExistsError):  # another worker won the race
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1,
-                              topic_configs=configs or {})
-                     for n in missing]
-                )
-            log.info("event=topics_created topics=%s partitions=%d", ",".join(missing), partitions)
+            response = await admin.create_topics(
+                [NewTopic(n, num_partitions=partitions, replication_factor=1,
+                          topic_configs=configs or {})
+                 for n in missing]
+            )
+            refused = []
+            for name, code, message, *_ in response.topic_errors:
+                if code == 0:
+                    created.append(name)
+                elif code != TopicAlreadyExistsError.errno:  # another worker won the race
+                    refused.append(f"{name}: {message or f'error {code}'}")
+            if refused:
+                raise TopicCreationError("the broker refused to create " + "; ".join(refused))
+            if created:
+                log.info("event=topics_created topics=%s partitions=%d", ",".join(created),
+                         partitions)
         # Clients that use a topic before its partitions have a leader log errors ("not found
         # in cluster metadata", NotLeaderForPartition) and retry; another process may have
         # created these topics a moment ago.
         await _wait_for_leaders(admin, list(dict.fromkeys(names)))
-        return missing
+        return created
     finally:
         await admin.close()
 
@@ -69,6 +85,6 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],
         if not waiting:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"topics without a leader after {timeout:.0f}s: "
+            raise TimeoutError(f"topics without a leader after {timeout:g} s: "
                                f"{', '.join(waiting)}")
         await asyncio.sleep(0.05)

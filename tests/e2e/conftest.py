@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from e2e_harness import batch_scores, free_port
+from e2e_harness import batch_scores
+
+from stream.services import free_port
 
 
 @pytest.fixture(scope="session")

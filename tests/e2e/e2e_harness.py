@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.invoice import InvoiceEvent
 from schemas.scored import CustomerScored, score_event_id
 from stream.aggregates import event_time
+from stream.services import free_port
 from stream.store import CustomerStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,6 @@ def data_path() -> Path:
     """The shipped log: $BASKETCAST_DATA, else `../shared/data/` beside the repository."""
     given = os.environ.get("BASKETCAST_DATA")
     return Path(given) if given else ROOT.parent / "shared" / "data" / "online_retail_ii.parquet"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- one isolated run: topics, group, Redis prefix -----------------------------------------------

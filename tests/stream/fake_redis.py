@@ -27,6 +27,7 @@ class FakeRedis:
         self.hashes: dict[str, dict[bytes, bytes]] = {}
         self.zsets: dict[str, dict[bytes, float]] = {}
         self.writes = 0  # hash writes, to check what a step wrote
+        self.pipelined: list[int] = []  # commands per executed pipeline
 
     async def hget(self, key: str, field: str) -> bytes | None:
         return self.hashes.get(key, {}).get(_b(field))
@@ -102,6 +103,7 @@ class FakePipeline:
         return queue
 
     async def execute(self) -> list[Any]:
+        self.redis.pipelined.append(len(self.queue))
         out = [await m(*a, **k) for m, a, k in self.queue]
         self.queue = []
         return out

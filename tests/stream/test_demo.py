@@ -15,8 +15,8 @@ import pytest
 
 from offline.events import is_first_purchase_candidate
 from stream.demo import Demo, Tally, _observe, _percentile
+from stream.services import free_port
 from stream.settings import Settings
-from tests.e2e.e2e_harness import free_port
 
 S = Settings.from_env({})
 
@@ -107,6 +107,32 @@ def test_demo_scores_every_new_customer_and_leaves_nothing_behind(
         r"^  (invoices replayed|first purchases scored|dead letters)\s+([\d,]+)", out, re.M)}
     assert figures == {"invoices replayed": DEMO_LIMIT,
                        "first purchases scored": len(new_customers), "dead letters": 0}
-    # its clients start once the topics exist: no "topic not found" errors
-    assert "not found in cluster metadata" not in out
+    # the worker creates the topics and waits for their leaders before it consumes; the
+    # demo's clients start once it does: no "topic not found" errors in either
+    worker_log = (tmp_path / "logs" / "worker.log").read_text()
+    assert "event=worker_started" in worker_log
+    assert "not found in cluster metadata" not in out + worker_log
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]  # no Faust data directory
+
+
+def _demo_with_worker(tmp_path: Path, code: str) -> Demo:
+    demo = Demo(Namespace(model=tmp_path, speed=0.0))
+    demo.worker_log = tmp_path / "worker.log"
+    demo.procs.append(subprocess.Popen([sys.executable, "-c", code]))
+    return demo
+
+
+def test_waiting_for_a_worker_that_exits_says_so(tmp_path: Path) -> None:
+    demo = _demo_with_worker(tmp_path, "raise SystemExit(3)")
+    with pytest.raises(RuntimeError, match=r"exited with code 3; see .*worker.log"):
+        demo.wait_until_ready(timeout=30)
+
+
+def test_waiting_for_a_worker_that_never_answers_times_out(tmp_path: Path) -> None:
+    demo = _demo_with_worker(tmp_path, "import time; time.sleep(30)")
+    try:
+        with pytest.raises(RuntimeError, match=r"not ready after 1 s \(http://127.0.0.1:\d+"):
+            demo.wait_until_ready(timeout=1)
+    finally:
+        demo.procs[0].kill()
+        demo.procs[0].wait()

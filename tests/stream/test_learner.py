@@ -6,6 +6,7 @@ import asyncio
 import doctest
 import json
 import random
+from itertools import pairwise
 
 import pytest
 from fake_redis import FakeRedis
@@ -255,25 +256,27 @@ def test_any_pace_of_watermarks_and_batches_learns_the_same(
 
 async def test_a_step_gives_the_scoring_loop_a_turn_every_ten_labels() -> None:
     """Each await on the scoring path waits for one slice of learning: slices of ~1 ms (10
-    labels) keep a learner step out of the scores' latency (50-label slices added 40-60 ms)."""
+    labels) keep a learner step out of the scores' latency (50-label slices added 40-60 ms),
+    and the labels are read 50 customers a round trip (500 at once held the loop ~10 ms)."""
     redis = FakeRedis()
     await seed(redis, 200)
     lrn = learner(redis)
     await watermark(redis, T0 + 300 * DAY + H)
-    turns = 0
+    learned_at_turns: list[int] = []
     stepping = True
 
     async def scoring_loop() -> None:
-        nonlocal turns
         while stepping:
-            turns += 1
+            learned_at_turns.append(lrn.state.learned if lrn.state else 0)
             await asyncio.sleep(0)
 
     other = asyncio.create_task(scoring_loop())
     await asyncio.sleep(0)
-    before = turns
+    redis.pipelined.clear()
     result = await lrn.step()
     stepping = False
     await other
-    assert result.learned == 200
-    assert turns - before >= 200 // 10
+    assert result.learned == 200 and learned_at_turns[-1] == 200
+    assert max(b - a for a, b in pairwise(learned_at_turns)) <= 10
+    reads = [n for n in redis.pipelined if n > 1]  # the single-command pipelines are saves
+    assert sum(reads) == 200 and max(reads) <= 50

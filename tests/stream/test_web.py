@@ -21,8 +21,8 @@ from test_worker_e2e import _cleanup, _env, _start_worker, _stop
 from schemas.invoice import InvoiceEvent
 from stream.learner import OnlineStore
 from stream.replay import produce
+from stream.services import free_port
 from stream.topics import ensure_topics
-from tests.e2e.e2e_harness import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,9 @@ from offline.score import score_log
 from schemas.dead_letter import DeadLetter
 from schemas.scored import CustomerScored, score_event_id
 from stream.replay import load_events
+from stream.services import free_port
 from stream.store import CustomerStore
-from tests.e2e.e2e_harness import expected_state, free_port
+from tests.e2e.e2e_harness import expected_state
 
 pytestmark = pytest.mark.integration
 
