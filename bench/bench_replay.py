@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import stream.replay as replay  # noqa: E402
-from stream.topics import ensure_topics  # noqa: E402
+from stream.topics import delete_topics, ensure_topics  # noqa: E402
 
 DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
 
@@ -94,26 +94,13 @@ async def main(args: argparse.Namespace) -> None:
             for name, run in runs.items():
                 results[name].append(await timed(run, args.bootstrap, prefix, len(events)))
     finally:
-        await cleanup(args.bootstrap, prefix)
+        await delete_topics(args.bootstrap, prefix)
     for name, figures in results.items():
         per_s = [f[0] for f in figures]
         per_cpu = [f[1] for f in figures]
         print(f"  {name}: {statistics.median(per_s):,.0f} events/s "
               f"({min(per_s):,.0f}-{max(per_s):,.0f}), "
               f"{statistics.median(per_cpu):,.0f} per CPU-second")
-
-
-async def cleanup(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 if __name__ == "__main__":

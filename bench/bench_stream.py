@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.invoice import InvoiceEvent, InvoiceLine  # noqa: E402
 from stream.replay import encode, load_events  # noqa: E402
-from stream.topics import ensure_topics  # noqa: E402
+from stream.topics import delete_topics, ensure_topics  # noqa: E402
 
 DATA = Path(os.environ.get("BASKETCAST_DATA", ROOT.parent / "shared/data/online_retail_ii.parquet"))
 
@@ -326,21 +326,13 @@ def stop_processes(procs: list[subprocess.Popen]) -> None:
 async def cleanup(bootstrap: str, redis_url: str, run_id: str) -> None:
     """Remove the run's Redis keys and topics (Faust's own topics too)."""
     import redis.asyncio as aioredis
-    from aiokafka.admin import AIOKafkaAdminClient
 
     client = aioredis.from_url(redis_url)
     keys = [k async for k in client.scan_iter(match=f"{run_id}:*", count=10_000)]
     for i in range(0, len(keys), 5_000):
         await client.unlink(*keys[i:i + 5_000])
     await client.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(run_id)]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
+    await delete_topics(bootstrap, run_id)
 
 
 async def latency(bootstrap: str, topic: str, out: AIOKafkaConsumer,

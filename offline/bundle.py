@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from offline.events import is_first_purchase_candidate
-from offline.fast_linear import speed_up_linear
 from offline.fast_trees import speed_up
 from offline.features import features_frame, select_columns
 from schemas.invoice import InvoiceEvent
@@ -217,7 +216,5 @@ def load_bundle(directory: str | Path) -> Bundle:
     except Exception as exc:  # pragma: no cover - corrupt file
         raise BundleError(f"bundle {directory}: cannot load {MODEL_FILE}: {exc}") from exc
     # Same numbers, a fraction of the fixed cost per call: the stream scores small batches.
-    fast = speed_up(objs)
-    linear = speed_up_linear(getattr(objs.get("forecaster"), "log_spend_", None))
-    log.debug("event=bundle_sped_up tree_models=%d linear_pipeline=%s", fast, linear)
+    log.debug("event=bundle_sped_up models=%d", speed_up(objs))
     return Bundle(**objs, model_version=digest, card=card)

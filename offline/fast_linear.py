@@ -95,9 +95,8 @@ def speed_up_linear(pipeline: Any) -> bool:
     names = list(getattr(pipeline, "feature_names_in_", []))
     first, *middle, last = [step for _, step in pipeline.steps]
     head = _column_step(first, names) if type(first) is ColumnTransformer and names else None
-    found = [_numpy_step(s) for s in middle]
-    steps = [s for s in found if s is not None]
-    if head is None or len(steps) != len(found) \
+    steps = [_numpy_step(s) for s in middle]
+    if head is None or None in steps \
             or type(last) not in (Ridge, LinearRegression) or np.ndim(last.coef_) != 1:
         return False
     coef, intercept = last.coef_, last.intercept_

@@ -347,19 +347,13 @@ class Demo:
 
     async def _drop_namespace(self) -> None:
         import redis.asyncio as aioredis
-        from aiokafka.admin import AIOKafkaAdminClient
+
+        from stream.topics import delete_topics
 
         s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            prefixes = (s.topic_invoices.rsplit(".", 1)[0], f"{s.app_id}-")  # + Faust's own
-            doomed = [t for t in existing if t.startswith(prefixes)]
-            if doomed:
-                await admin.delete_topics(doomed)
-        finally:
-            await admin.close()
+        # the run's topics, and Faust's own
+        await delete_topics(s.kafka_bootstrap, (s.topic_invoices.rsplit(".", 1)[0],
+                                                f"{s.app_id}-"))
         client = aioredis.Redis.from_url(s.redis_url)
         try:
             async for key in client.scan_iter(match=f"{s.redis_prefix}*", count=1000):

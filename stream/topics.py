@@ -33,8 +33,9 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        unique = list(dict.fromkeys(names))
         existing = set(await admin.list_topics())
-        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        missing = [n for n in unique if n not in existing]
         created: list[str] = []
         if missing:
             response = await admin.create_topics(
@@ -56,7 +57,7 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int,
         # Clients that use a topic before its partitions have a leader log errors ("not found
         # in cluster metadata", NotLeaderForPartition) and retry; another process may have
         # created these topics a moment ago.
-        await _wait_for_leaders(admin, list(dict.fromkeys(names)))
+        await _wait_for_leaders(admin, unique)
         return created
     finally:
         await admin.close()
@@ -73,6 +74,20 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
         settings.partitions,
         {"max.message.bytes": str(MAX_OUTPUT_BYTES)},
     )
+
+
+async def delete_topics(bootstrap: str, prefixes: str | tuple[str, ...]) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (a run's namespace);
+    returns the deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str],

@@ -63,3 +63,18 @@ def test_other_inputs_and_pipelines_go_to_scikit_learn(data) -> None:
     weighted = linear_pipeline(list(x.columns), alpha=1.0)
     weighted.steps[0][1].set_params(transformer_weights={"log": 2.0})
     assert not speed_up_linear(weighted.fit(x, y))  # weights scale a part: not mirrored
+
+
+def test_the_bundle_s_traversal_finds_the_pipeline(data) -> None:
+    """`fast_trees.speed_up`, which `load_bundle` runs, reaches a linear pipeline wherever it
+    sits (here an attribute of an estimator, as the forecaster's `log_spend_`)."""
+    from offline.fast_trees import speed_up
+    from offline.forecast import Winsorizer
+
+    x, y = data
+    holder = Winsorizer()
+    holder.pipeline_ = linear_pipeline(list(x.columns), alpha=1.0).fit(x, y)
+    expected = holder.pipeline_.predict(x)
+    assert speed_up({"model": holder}) == 1
+    assert "predict" in vars(holder.pipeline_)  # patched on the instance
+    assert np.array_equal(holder.pipeline_.predict(x), expected)

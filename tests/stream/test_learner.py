@@ -257,7 +257,7 @@ def test_any_pace_of_watermarks_and_batches_learns_the_same(
 async def test_a_step_gives_the_scoring_loop_a_turn_every_ten_labels() -> None:
     """Each await on the scoring path waits for one slice of learning: slices of ~1 ms (10
     labels) keep a learner step out of the scores' latency (50-label slices added 40-60 ms),
-    and the labels are read 50 customers a round trip (500 at once held the loop ~10 ms)."""
+    and the labels are read 50 customers a round trip (one read of 500 took 8-14 ms)."""
     redis = FakeRedis()
     await seed(redis, 200)
     lrn = learner(redis)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -11,10 +14,10 @@ from stream.settings import Settings
 from stream.topics import (
     TopicCreationError,
     _wait_for_leaders,
+    delete_topics,
     ensure_topics,
     ensure_worker_topics,
 )
-from tests.e2e.e2e_harness import delete_topics
 
 
 async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
@@ -40,7 +43,7 @@ async def test_new_topics_are_led_when_created(kafka_bootstrap: str, unique_id: 
             assert all(p["leader"] >= 0 for p in topic["partitions"])
         assert await ensure_topics(kafka_bootstrap, names, 3) == []  # the second time: nothing
     finally:
-        await delete_topics(kafka_bootstrap, names)
+        await delete_topics(kafka_bootstrap, unique_id)
 
 
 @pytest.mark.integration
@@ -65,7 +68,7 @@ async def test_the_worker_topics_have_room_for_the_largest_output(
         assert sorted(values) == sorted(
             (name, "max.message.bytes", str(MAX_OUTPUT_BYTES)) for name in created)
     finally:
-        await delete_topics(kafka_bootstrap, created)
+        await delete_topics(kafka_bootstrap, unique_id)
 
 
 @pytest.mark.integration
@@ -80,6 +83,27 @@ async def test_a_refused_topic_names_the_broker_s_reason(kafka_bootstrap: str,
         assert name not in await admin.list_topics()
     finally:
         await admin.close()
+
+
+@pytest.mark.integration
+async def test_a_run_s_topics_are_deleted_by_prefix(kafka_bootstrap: str,
+                                                    unique_id: str) -> None:
+    mine, other = [f"{unique_id}.a", f"{unique_id}-ops-b"], f"x{unique_id}"
+    await ensure_topics(kafka_bootstrap, [*mine, other], 1)
+    try:
+        deleted = await delete_topics(kafka_bootstrap, (f"{unique_id}.", f"{unique_id}-"))
+        assert sorted(deleted) == sorted(mine)
+        admin = await _admin(kafka_bootstrap)
+        try:  # the broker's metadata may list a deleted topic for a moment
+            deadline = time.monotonic() + 10
+            while (left := set(await admin.list_topics())) & set(mine) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+        assert other in left and not left & set(mine)
+    finally:
+        await delete_topics(kafka_bootstrap, other)
 
 
 class SlowLeaderAdmin:

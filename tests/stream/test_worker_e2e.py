@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from offline.score import score_log
 from schemas.dead_letter import DeadLetter
@@ -29,6 +28,7 @@ from schemas.scored import CustomerScored, score_event_id
 from stream.replay import load_events
 from stream.services import free_port
 from stream.store import CustomerStore
+from stream.topics import delete_topics
 from tests.e2e.e2e_harness import expected_state
 
 pytestmark = pytest.mark.integration
@@ -147,18 +147,7 @@ async def _cleanup(client: aioredis.Redis, prefix: str, bootstrap: str | None = 
         await client.delete(*keys[i:i + 500])
     await client.aclose()
     if bootstrap:
-        await _delete_topics(bootstrap, prefix)
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
+        await delete_topics(bootstrap, prefix)
 
 
 def _consumer(env: dict[str, str], kafka_bootstrap: str, group: str) -> AIOKafkaConsumer:
@@ -314,4 +303,4 @@ async def test_redis_outage_waits_logs_and_loses_nothing(
         if client is not None:
             await client.aclose()
         server.stop()
-        await _delete_topics(kafka_bootstrap, unique_id)
+        await delete_topics(kafka_bootstrap, unique_id)
