@@ -185,21 +185,35 @@ def _get(url: str) -> str | None:
         return None
 
 
-def batch_totals(first_port: int, n: int = 1) -> tuple[float, float] | None:
-    """(events, batches) so far over the workers' `/metrics`; None if one does not answer."""
-    events = batches = 0.0
+#: the worker's /metrics samples the benchmark reads (summed over the workers)
+SCRAPED = ("basketcast_batch_events_sum", "basketcast_batch_events_count",
+           *(f'basketcast_loop_seconds_total{{phase="{p}"}}'
+             for p in ("fetch", "prepare", "store_wait", "commit")))
+
+
+def scrape(first_port: int, n: int = 1) -> dict[str, float] | None:
+    """`SCRAPED` so far, summed over the workers' `/metrics`; None if one does not answer."""
+    totals = dict.fromkeys(SCRAPED, 0.0)
     for port in range(first_port, first_port + n):
         text = _get(f"http://127.0.0.1:{port}/metrics")
         if text is None:
             return None
         values = dict(line.rsplit(" ", 1) for line in text.splitlines()
-                      if line.startswith("basketcast_batch_events_"))
+                      if line.startswith(("basketcast_batch_events_", "basketcast_loop_")))
         try:
-            events += float(values["basketcast_batch_events_sum"])
-            batches += float(values["basketcast_batch_events_count"])
+            for name in SCRAPED:
+                totals[name] += float(values[name])
         except (KeyError, ValueError):
             return None
-    return events, batches
+    return totals
+
+
+def loop_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each phase's share of the scoring loop's time between two scrapes."""
+    spent = {name.split('"')[1]: after[name] - before[name]
+             for name in SCRAPED if name.startswith("basketcast_loop_")}
+    total = sum(spent.values())
+    return {phase: t / total for phase, t in spent.items()} if total > 0 else {}
 
 
 async def wait_assigned(ports: list[int], partitions: int, timeout: float) -> None:
@@ -282,12 +296,16 @@ async def run(args: argparse.Namespace) -> dict:
         await wait_markers(out, warm, args.timeout, procs=workers)
         print("worker throughput:")
         c0 = sum(cpu_seconds(w.pid) for w in workers)
-        b0 = await asyncio.to_thread(batch_totals, args.web_port, N)
+        b0 = await asyncio.to_thread(scrape, args.web_port, N)
         t0, markers = await produce_all(bootstrap, t["in"], records, P, run_id, 2)
         t1, n_out = await wait_markers(out, markers, args.timeout, procs=workers)
-        b1 = await asyncio.to_thread(batch_totals, args.web_port, N)
-        if b0 and b1 and b1[1] > b0[1]:
-            result["mean_batch_events"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
+        b1 = await asyncio.to_thread(scrape, args.web_port, N)
+        if b0 and b1:
+            batches = b1["basketcast_batch_events_count"] - b0["basketcast_batch_events_count"]
+            if batches > 0:
+                result["mean_batch_events"] = (b1["basketcast_batch_events_sum"]
+                                               - b0["basketcast_batch_events_sum"]) / batches
+            result["loop_shares"] = loop_shares(b0, b1)
         result["workers"] = N
         result["worker_per_s"] = len(records) / (t1 - t0)
         result["worker_per_cpu_s"] = len(records) / max(
@@ -299,6 +317,9 @@ async def run(args: argparse.Namespace) -> dict:
               f"{result['worker_per_cpu_s']:,.0f} per CPU-second, {result['scores_out']:,} scores"
               + (f", {result['mean_batch_events']:,.0f} events per batch"
                  if "mean_batch_events" in result else ""))
+        if result.get("loop_shares"):
+            print("  scoring loop's time: " + ", ".join(
+                f"{phase} {share:.0%}" for phase, share in result["loop_shares"].items()))
 
         # --- latency at a fixed offered rate -------------------------------------------
         if lat_events:

@@ -48,6 +48,10 @@ class PermanentSendError(RuntimeError):
 
 
 BatchHook = Callable[[Outcome, list[RawEvent]], None]
+#: Where the scoring loop's time goes: waiting for records (`fetch`: an idle worker is here),
+#: validating and scoring a batch (`prepare`: CPU), waiting for the previous batch's Redis
+#: step and outputs (`store_wait`: Redis or the broker is slower than the scoring), committing.
+LOOP_PHASES = ("fetch", "prepare", "store_wait", "commit")
 #: Offsets are committed at most this often (and on rebalance and stop): one commit per batch
 #: would be one broker write per few records at low rates.
 COMMIT_INTERVAL_S = 1.0
@@ -128,6 +132,8 @@ class ScoringLoop(ConsumerRebalanceListener):
         #: the offsets committed last, per partition (the web server's consumer lag)
         self.committed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
+        #: seconds of the loop spent per phase (`LOOP_PHASES`), for /metrics and the benchmark
+        self.seconds: dict[str, float] = dict.fromkeys(LOOP_PHASES, 0.0)
 
     async def handle(self, raws: list[RawEvent]) -> Outcome:
         """Process and publish one batch; its offsets may be committed when this returns."""
@@ -152,7 +158,7 @@ class ScoringLoop(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         """Batch N+1 is validated and scored while Redis applies batch N; the applies, the
-        publishes and the offsets stay in batch order."""
+        publishes and the offsets stay in batch order. `seconds` adds up where the time went."""
         for prepare in self.before_start:
             await prepare()
         consumer = self.consumer = self.make_consumer()
@@ -162,27 +168,36 @@ class ScoringLoop(ConsumerRebalanceListener):
         log.info("event=scoring_loop_started topic=%s group=%s batch_max=%d within_ms=%d",
                  s.topic_invoices, s.app_id, s.batch_max, s.batch_within_ms)
         storing: asyncio.Task[None] | None = None
+        seconds, clock = self.seconds, time.perf_counter
         try:
             while True:
+                t0 = clock()
                 batch = await consumer.getmany(timeout_ms=s.batch_within_ms,
                                                max_records=s.batch_max)
+                t1 = clock()
+                seconds["fetch"] += t1 - t0
                 records = [r for recs in batch.values() for r in recs]
                 if records:
                     raws = raw_events(records)
                     prepared = await self.processor.prepare(raws)
+                    t2 = clock()
+                    seconds["prepare"] += t2 - t1
                     if storing is not None:
                         await storing
                         if prepared.failures:
                             # It read first-purchase flags before the previous batch was
                             # stored: a failed "first purchase" may not be one; read again.
                             prepared = await self.processor.prepare(raws)
+                        seconds["store_wait"] += clock() - t2
                     storing = asyncio.create_task(self._store(prepared, raws))
                 elif storing is not None and storing.done():
                     await storing
                     storing = None
                 if self._uncommitted and (
                         time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
+                    t3 = clock()
                     await self.commit()
+                    seconds["commit"] += clock() - t3
         finally:
             try:
                 if storing is not None:

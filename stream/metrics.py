@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
 
@@ -82,6 +82,32 @@ class BatchHistogram:
                                     sum_value=total)
 
 
+class LoopSeconds:
+    """`basketcast_loop_seconds_total{phase}`: the scoring loop's time per phase, read from its
+    own running totals when scraped (nothing is added to the loop's work).
+
+    >>> registry = CollectorRegistry()
+    >>> totals = {"fetch": 0.5, "prepare": 2.0}
+    >>> _ = LoopSeconds(totals, registry)
+    >>> registry.get_sample_value("basketcast_loop_seconds_total", {"phase": "prepare"})
+    2.0
+    """
+
+    def __init__(self, totals: Mapping[str, float], registry: CollectorRegistry) -> None:
+        self.totals = totals
+        registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "basketcast_loop_seconds",
+            "the scoring loop's time: fetch (waiting for records), prepare (validate and score), "
+            "store_wait (waiting for the previous batch's Redis step and outputs), commit",
+            labels=["phase"])
+        for phase, value in list(self.totals.items()):
+            family.add_metric([phase], value)
+        yield family
+
+
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
@@ -121,6 +147,10 @@ class WorkerMetrics:
         now = time.time() if now is None else now
         self.latency.observe_many(
             [max(0.0, now - raw.timestamp) for raw in raws if raw.timestamp is not None])
+
+    def watch_loop(self, totals: Mapping[str, float]) -> None:
+        """Export the scoring loop's seconds per phase (`stream.consumer.ScoringLoop.seconds`)."""
+        LoopSeconds(totals, self.registry)
 
     def observe_learner(self, learned: int, detections: int) -> None:
         self.online_updates.inc(learned)

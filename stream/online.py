@@ -25,6 +25,7 @@ from schemas.drift import ModelDrift
 from stream.learner import Learner, LearnerConfig, OnlineStore
 from stream.metrics import WorkerMetrics
 from stream.online_serving import ServedModel
+from stream.retry import UNAVAILABLE
 from stream.settings import Settings
 from stream.web import WebContext, register_views
 
@@ -38,6 +39,9 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
     hooks = getattr(app, "basketcast_batch_hooks", None)
     if hooks is not None:
         hooks.append(metrics.observe_batch)
+    loop = getattr(app, "basketcast_loop", None)
+    if loop is not None:
+        metrics.watch_loop(loop.seconds)
     drift_topic = app.topic(settings.topic_drift, key_serializer="raw",
                             value_serializer="raw", partitions=settings.partitions)
     app.basketcast_drift_topic = drift_topic  # type: ignore[attr-defined]
@@ -67,9 +71,12 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
     async def learn() -> None:
         try:
             await learner.step()
+        except UNAVAILABLE as exc:
+            log.warning("event=learner_step_failed error=%r retry=next_tick", exc)
+            learner.state = None  # reload from Redis next time
         except Exception:  # noqa: BLE001 - a failed step is retried at the next tick
             log.exception("event=learner_step_failed")
-            learner.state = None  # reload from Redis next time
+            learner.state = None
 
     async def reload_model() -> None:
         try:
@@ -78,12 +85,13 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
             version, model = await online_store.load_model()
             if model is not None:
                 on_model(version, model)
+        except UNAVAILABLE as exc:  # keep serving the model we have
+            log.warning("event=online_model_reload_failed error=%r", exc)
         except Exception:  # noqa: BLE001 - keep serving the model we have
             log.warning("event=online_model_reload_failed", exc_info=True)
 
     # app.timer returns its endless timer loop: keep the plain function for the start-up load
     app.timer(interval=config.reload_s, name="online-model-reload")(reload_model)
-    loop = getattr(app, "basketcast_loop", None)
     if loop is not None:  # a restarted worker scores with the stored online model from the start
         loop.before_start.append(reload_model)
     log.info("event=online_learning_installed interval_s=%.2f lateness_s=%.0f warmup_days=%.0f "

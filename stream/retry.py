@@ -25,13 +25,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: What counts as "Redis unavailable": anything from the client, and socket-level errors.
 TRANSIENT: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
+#: A service that does not answer (down, restarting, still loading its data): expected in
+#: operation, so a periodic task logs it in one line, not with a traceback.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True)

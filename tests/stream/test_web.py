@@ -114,6 +114,10 @@ async def test_health_customers_metrics_and_resume_after_restart(
         assert metric(text, "basketcast_drift_detections_total") == drift["detections"]
         assert metric(text, "basketcast_event_to_score_seconds_count") >= len(part_a) - 1
         assert "basketcast_duplicates_total" in text and "basketcast_dead_letters" in text
+        # 9,000 invoices were validated and scored: that took time, and so did waiting
+        assert metric(text, 'basketcast_loop_seconds_total{phase="prepare"}') > 0
+        assert metric(text, 'basketcast_loop_seconds_total{phase="fetch"}') > 0
+        assert 'basketcast_loop_seconds_total{phase="store_wait"}' in text
         summary = await online.summary()
     finally:
         _stop(worker)
