@@ -190,6 +190,7 @@ class ScoringLoop(ConsumerRebalanceListener):
                             prepared = await self.processor.prepare(raws)
                         seconds["store_wait"] += clock() - t2
                     storing = asyncio.create_task(self._store(prepared, raws))
+                    await asyncio.sleep(0)  # the store sends its pipeline before the next batch
                 elif storing is not None and storing.done():
                     await storing
                     storing = None

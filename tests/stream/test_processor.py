@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from itertools import pairwise
 
 import pytest
 import redis.asyncio as aioredis
 from stream_fakes import FakeBundle, invoice_json
 
+import stream.processor as processor_module
 from schemas.scored import CustomerScored
-from stream.processor import BatchProcessor, RawEvent
+from stream.processor import TURN_EVERY, BatchProcessor, RawEvent
 from stream.retry import Backoff
 from stream.scoring import Scorer
 from stream.store import CustomerStore
@@ -120,3 +122,39 @@ async def test_a_flushed_script_is_loaded_again_on_the_same_connections(
     assert out.counts["first"] == 2 and out.counts["dup_first"] == 1
     known = await proc.store.have_first_purchase(["a", "b", "c", "zz"])
     assert known == {"a": True, "b": True, "c": True, "zz": False}
+
+
+async def test_prepare_gives_the_loop_a_turn_every_hundred_invoices(
+    client: aioredis.Redis, unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous batch's store (its pipeline out, its replies in) and Kafka's next fetch
+    progress only when the loop runs: a batch of 350 invoices must not hold it throughout."""
+    calls = {"validate": 0, "invoice_op": 0}
+    for name in calls:
+        original = getattr(processor_module, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(processor_module, name, counted)
+    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
+    batch = raws(*(invoice_json(str(i), f"c{i % 70}") for i in range(350)))
+    at_turns: list[dict[str, int]] = []
+    preparing = True
+
+    async def other_task() -> None:
+        while preparing:
+            at_turns.append(dict(calls))
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    prepared = await proc.prepare(batch)
+    preparing = False
+    await other
+    assert len(prepared.ops) == 350 and calls == {"validate": 350, "invoice_op": 350}
+    at_turns.append(dict(calls))
+    for name in calls:
+        seen = [turn[name] for turn in at_turns]
+        assert max(b - a for a, b in pairwise(seen)) <= TURN_EVERY == 100, (name, seen)
