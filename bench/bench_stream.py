@@ -415,6 +415,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="invoices for the throughput run")
     parser.add_argument("--latency-n", type=int, default=5_000)
     parser.add_argument("--rate", type=float, default=500.0, help="offered invoices/s (latency)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="whole runs (passthrough, worker, latency) one after the other; "
+                             "the figures are then the medians, each run's kept under 'runs'")
     add_run_args(parser, web_port=6166, timeout=300.0)
     parser.add_argument("--passthrough-child", nargs=3, metavar=("SOURCE", "SINK", "GROUP"),
                         help=argparse.SUPPRESS)
@@ -422,7 +425,42 @@ def main() -> None:
     if args.passthrough_child:
         asyncio.run(passthrough(args.bootstrap, *args.passthrough_child))
         return
-    report(asyncio.run(run(args)), args.json)
+    runs = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"=== run {i + 1} of {args.repeat}")
+        runs.append(asyncio.run(run(args)))
+    report(medians(runs) if len(runs) > 1 else runs[0], args.json)
+
+
+#: the figures `medians` summarises (the rest is the same in every run, or per run only)
+FIGURES = ("passthrough_per_s", "passthrough_per_cpu_s", "worker_per_s", "worker_per_cpu_s",
+           "ratio_to_passthrough", "mean_batch_events", "latency_p50_ms", "latency_p99_ms")
+
+
+def medians(runs: list[dict]) -> dict:
+    """The median of each figure over the runs (the ratio: the median of the runs' ratios,
+    each against the passthrough measured in the same run), with every run's figures.
+
+    >>> runs = [{"worker_per_s": w, "passthrough_per_s": p, "ratio_to_passthrough": w / p}
+    ...         for w, p in [(10, 40), (30, 60), (20, 25)]]
+    >>> m = medians(runs)
+    median of 3 runs: worker 20/s, passthrough 40/s, ratio 50% (runs: 25%, 50%, 80%)
+    >>> m["worker_per_s"], m["ratio_to_passthrough"], len(m["runs"])
+    (20, 0.5, 3)
+    """
+    out: dict = {"runs": runs}
+    for name in FIGURES:
+        values = [r[name] for r in runs if name in r]
+        if values:
+            out[name] = statistics.median(values)
+    if "ratio_to_passthrough" in out:
+        ratios = ", ".join(f"{r['ratio_to_passthrough']:.0%}" for r in runs
+                           if "ratio_to_passthrough" in r)
+        print(f"median of {len(runs)} runs: worker {out['worker_per_s']:,.0f}/s, passthrough "
+              f"{out['passthrough_per_s']:,.0f}/s, ratio {out['ratio_to_passthrough']:.0%} "
+              f"(runs: {ratios})")
+    return out
 
 
 def add_run_args(parser: argparse.ArgumentParser, *, web_port: int, timeout: float) -> None:

@@ -1,18 +1,11 @@
-"""The Faust app module: its examples, and where Faust keeps its (empty) data directory."""
+"""The Faust app module: where Faust keeps its (empty) data directory."""
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
-import stream.app
 from stream.app import create_app
 from stream.settings import Settings
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(stream.app)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_the_app_leaves_no_data_directory_where_it_was_started(

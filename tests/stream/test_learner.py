@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
 import json
 import random
 from itertools import pairwise
@@ -13,11 +12,6 @@ from fake_redis import FakeRedis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import stream.drift
-import stream.learner
-import stream.metrics
-import stream.online_model
-import stream.online_serving
 from schemas.drift import ModelDrift
 from stream.learner import DAY, Learner, LearnerConfig, OnlineStore
 from stream.online_model import BatchForecast, OnlineModel
@@ -202,12 +196,6 @@ def test_config_rejects_an_unknown_action() -> None:
         LearnerConfig.from_env({"BASKETCAST_DRIFT_ACTION": "panic"})
     assert LearnerConfig.from_env({}).lateness_s == DAY
 
-
-@pytest.mark.parametrize("module", [stream.learner, stream.drift, stream.online_model,
-                                    stream.online_serving, stream.metrics])
-def test_docstring_examples(module: object) -> None:
-    result = doctest.testmod(module)  # type: ignore[arg-type]
-    assert result.failed == 0
 
 
 async def test_the_slowest_partition_holds_maturation_back() -> None:
