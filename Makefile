@@ -34,7 +34,7 @@ test-unit: venv         ## unit tests only, no services, seconds
 lint: venv
 	$(BIN)/ruff check .
 
-demo: venv services    ## the main job on the shipped data (full demo: coming with the demo issue)
+demo: venv services    ## the main job on the shipped data: train if needed, worker, replay, live scores, summary
 	$(BIN)/basketcast demo
 
 clean: services-down

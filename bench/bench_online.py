@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import bench.bench_stream as bench_stream  # noqa: E402
 from bench.bench_stream import cleanup  # noqa: E402
 from stream.learner import OnlineStore  # noqa: E402
+from stream.services import free_port  # noqa: E402
 
 FIGURES = ("worker_per_s", "worker_per_cpu_s", "ratio_to_passthrough", "latency_p50_ms",
            "latency_p99_ms")
@@ -45,12 +45,6 @@ def bench(args: argparse.Namespace, online: bool, out: Path) -> dict:
     result = asyncio.run(bench_stream.run(ns))
     out.write_text(json.dumps(result, indent=2))
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def learner_figures(redis_url: str, run_id: str) -> dict:
