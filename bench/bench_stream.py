@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from schemas.invoice import InvoiceEvent, InvoiceLine  # noqa: E402
+from stream.consumer import LOOP_PHASES  # noqa: E402
 from stream.replay import encode, load_events  # noqa: E402
 from stream.topics import delete_topics, ensure_topics  # noqa: E402
 
@@ -188,7 +189,7 @@ def _get(url: str) -> str | None:
 #: the worker's /metrics samples the benchmark reads (summed over the workers)
 SCRAPED = ("basketcast_batch_events_sum", "basketcast_batch_events_count",
            *(f'basketcast_loop_seconds_total{{phase="{p}"}}'
-             for p in ("fetch", "prepare", "store_wait", "commit")))
+             for p in LOOP_PHASES))
 
 
 def scrape(first_port: int, n: int = 1) -> dict[str, float] | None:

@@ -48,10 +48,12 @@ class PermanentSendError(RuntimeError):
 
 
 BatchHook = Callable[[Outcome, list[RawEvent]], None]
-#: Where the scoring loop's time goes: waiting for records (`fetch`: an idle worker is here),
-#: validating and scoring a batch (`prepare`: CPU), waiting for the previous batch's Redis
-#: step and outputs (`store_wait`: Redis or the broker is slower than the scoring), committing.
-LOOP_PHASES = ("fetch", "prepare", "store_wait", "commit")
+#: Where the scoring loop's time goes: waiting for records (`fetch`), validating and scoring a
+#: batch (`prepare`), waiting for the previous batch's Redis step and outputs (`store_wait`:
+#: Redis or the broker is slower than the scoring), building and sending a batch's scripts
+#: (`store_send`), committing. The rest of a store (reading replies, publishing) runs in the
+#: loop's turns, so its CPU falls in the phase it interrupted, mostly `prepare`.
+LOOP_PHASES = ("fetch", "prepare", "store_wait", "store_send", "commit")
 #: Offsets are committed at most this often (and on rebalance and stop): one commit per batch
 #: would be one broker write per few records at low rates.
 COMMIT_INTERVAL_S = 1.0
@@ -184,21 +186,25 @@ class ScoringLoop(ConsumerRebalanceListener):
                     seconds["prepare"] += t2 - t1
                     if storing is not None:
                         await storing
+                        t3 = clock()
+                        seconds["store_wait"] += t3 - t2
                         if prepared.failures:
                             # It read first-purchase flags before the previous batch was
                             # stored: a failed "first purchase" may not be one; read again.
                             prepared = await self.processor.prepare(raws)
-                        seconds["store_wait"] += clock() - t2
+                            seconds["prepare"] += clock() - t3
                     storing = asyncio.create_task(self._store(prepared, raws))
+                    t5 = clock()
                     await asyncio.sleep(0)  # the store sends its pipeline before the next batch
+                    seconds["store_send"] += clock() - t5
                 elif storing is not None and storing.done():
                     await storing
                     storing = None
                 if self._uncommitted and (
                         time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
-                    t3 = clock()
+                    t4 = clock()
                     await self.commit()
-                    seconds["commit"] += clock() - t3
+                    seconds["commit"] += clock() - t4
         finally:
             try:
                 if storing is not None:

@@ -101,7 +101,8 @@ class LoopSeconds:
         family = CounterMetricFamily(
             "basketcast_loop_seconds",
             "the scoring loop's time: fetch (waiting for records), prepare (validate and score), "
-            "store_wait (waiting for the previous batch's Redis step and outputs), commit",
+            "store_wait (waiting for the previous batch's Redis step and outputs), store_send "
+            "(building and sending a batch's scripts), commit",
             labels=["phase"])
         for phase, value in list(self.totals.items()):
             family.add_metric([phase], value)

@@ -37,7 +37,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (RedisError, ConnectionError, Timeo
 #: A service that does not answer (down, restarting, still loading its data): expected in
 #: operation, so a periodic task logs it in one line, not with a traceback.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
-    RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+    RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)

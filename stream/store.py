@@ -33,6 +33,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+#: hiredis's type for RESP3 push messages (hiredis >= 3.2)
+_PUSH: type | None = getattr(hiredis, "PushNotification", None)
 LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
 #: The longest wait for one round trip's replies (redis-py's own default socket timeout).
 REPLY_TIMEOUT_S = 5.0
@@ -189,17 +191,20 @@ class CustomerStore:
         return out
 
 
-def _drainable(conn: Any) -> tuple[Any, Any, object] | None:
-    """(hiredis reader, refill, "no reply yet" value) of redis-py's hiredis parser on `conn`,
-    or None if this redis-py keeps them elsewhere (then replies are read one by one)."""
+def _drainable(conn: Any) -> tuple[Any, Any, object, Any] | None:
+    """(hiredis reader, refill, "no reply yet" value, push handler) of redis-py's hiredis
+    parser on `conn`, or None if this redis-py keeps them elsewhere (then replies are read one
+    by one)."""
     parser = getattr(conn, "_parser", None)
     reader = getattr(parser, "_reader", None)
     refill = getattr(parser, "read_from_socket", None)
+    on_push = getattr(parser, "handle_push_response", None)
     module = sys.modules.get(type(parser).__module__)
     not_yet = getattr(module, "NOT_ENOUGH_DATA", None)
-    if reader is None or refill is None or not_yet is None or not hasattr(reader, "gets"):
+    if (reader is None or refill is None or on_push is None or not_yet is None
+            or not hasattr(reader, "gets")):
         return None
-    return reader, refill, not_yet
+    return reader, refill, not_yet, on_push
 
 
 async def _read_replies(conn: Any, n: int, replies: list[object]) -> None:
@@ -217,15 +222,20 @@ async def _read_replies(conn: Any, n: int, replies: list[object]) -> None:
             except ResponseError as exc:
                 replies.append(exc)
         return
-    reader, refill, not_yet = drain
+    reader, refill, not_yet, on_push = drain
     gets, pending = reader.gets, n
     while pending:
         reply = gets()
         if reply is not_yet:
             await refill()
             continue
-        if isinstance(reply, RedisConnectionError):  # e.g. LOADING: as redis-py raises it
-            raise reply
+        if _PUSH is not None and isinstance(reply, _PUSH):
+            # RESP3 out-of-band message (e.g. a maintenance notice): not a reply to a command
+            await on_push(reply)
+            continue
+        if isinstance(reply, RedisConnectionError) or (
+                isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError)):
+            raise reply if isinstance(reply, Exception) else reply[0]  # as redis-py raises it
         replies.append(reply)
         pending -= 1
 

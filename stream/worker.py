@@ -50,7 +50,8 @@ def freeze_startup_objects() -> None:
     done; at 10,000 a collection still ran several times a batch, walking the live batch
     (76 first- and 6 second-generation collections, ~130 ms of a 2.5 s run of 37,765 invoices,
     ~5 %). At 200,000 none ran in the same run; what is left to the collector (reference cycles)
-    is rare here, and is still collected once that many objects accumulate.
+    is rare here, and is still collected once that many objects accumulate. Such a collection
+    walks ~200,000 objects: 4.2 ms for 200,000 live small objects (`gc.collect(0)`, timed).
     """
     gc.collect()
     gc.freeze()

@@ -41,8 +41,9 @@ from schemas.scored import CustomerScored
 from stream.aggregates import event_time
 from stream.learner import OnlineStore
 from stream.replay import produce
+from stream.settings import Settings
 from stream.store import CustomerStore
-from stream.topics import ensure_topics
+from stream.topics import ensure_worker_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,9 +86,10 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
     """Replay, run the worker until every label has matured and been learned; return the
     scores, the drift events, the learned labels and the wall time."""
     prefix = env["BASKETCAST_REDIS_PREFIX"]
-    topics = [env[k] for k in ("BASKETCAST_TOPIC_INVOICES", "BASKETCAST_TOPIC_SCORES",
-                               "BASKETCAST_TOPIC_DLQ", "BASKETCAST_TOPIC_DRIFT")]
-    await ensure_topics(kafka_bootstrap, topics, int(env["BASKETCAST_PARTITIONS"]))
+    settings = Settings.from_env(env)
+    await ensure_worker_topics(settings)  # the worker's own topic definitions
+    topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
+              settings.topic_drift]
     t0 = time.perf_counter()
     log = tmp / "worker.log"
     worker = _start_worker(env, bundle, log)

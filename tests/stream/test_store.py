@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import hiredis
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+import stream.store as store_module
 from stream.store import CustomerStore, _drainable
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def store(redis_url: str, unique_id: str) -> AsyncIterator[CustomerStore]:
+@pytest.fixture(params=["drained", "one_by_one"])
+async def store(request: pytest.FixtureRequest, redis_url: str, unique_id: str,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CustomerStore]:
+    """A store whose replies are drained from hiredis's reader, or read one by one (the
+    fallback for a redis-py that keeps its reader elsewhere)."""
+    if request.param == "one_by_one":
+        monkeypatch.setattr(store_module, "_drainable", lambda conn: None)
     client = aioredis.from_url(redis_url)
     yield CustomerStore(client, unique_id)
     keys = [k async for k in client.scan_iter(match=f"{unique_id}:*", count=10_000)]
@@ -24,15 +31,16 @@ async def store(redis_url: str, unique_id: str) -> AsyncIterator[CustomerStore]:
     await client.aclose()
 
 
-async def test_replies_are_drained_from_the_hiredis_reader(store: CustomerStore) -> None:
+async def test_replies_are_drained_from_the_hiredis_reader(redis_url: str) -> None:
     """The fast path is the one taken with the installed redis-py (a redis-py that moves its
     parser's reader would silently fall back to ~2 us more per reply)."""
-    pool = store.redis.connection_pool
-    conn = await pool.get_connection()
+    client = aioredis.from_url(redis_url)
+    conn = await client.connection_pool.get_connection()
     try:
         assert _drainable(conn) is not None
     finally:
-        await pool.release(conn)
+        await client.connection_pool.release(conn)
+        await client.aclose()
 
 
 async def test_thousands_of_replies_come_back_in_order(store: CustomerStore) -> None:
@@ -43,7 +51,34 @@ async def test_thousands_of_replies_come_back_in_order(store: CustomerStore) -> 
 
 async def test_an_error_reply_is_raised_once_every_reply_was_read(store: CustomerStore) -> None:
     key = f"{store.prefix}plain"
+    [client_id] = await store._round_trip([("CLIENT", "ID")])
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await store._round_trip([("SET", key, "1"), ("HGET", key, "f"), ("APPEND", key, "2")])
-    # the connection went back to the pool with nothing unread: the next reply is its own
-    assert await store._round_trip([("GET", key)]) == [b"12"]
+    # the same connection went back to the pool, nothing left unread: the next reply is its own
+    assert await store._round_trip([("GET", key), ("CLIENT", "ID")]) == [b"12", client_id]
+
+
+async def test_a_push_message_is_not_taken_for_a_reply(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RESP3 push (e.g. a maintenance notice) between replies is handed to redis-py's
+    handler, not counted as the next command's reply."""
+    assert store_module._PUSH is not None  # hiredis >= 3.2 (pyproject)
+    client = aioredis.from_url(redis_url)
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    pushed: list[object] = []
+    try:
+        reader, _, _, _ = _drainable(conn)  # type: ignore[misc]
+        reader.feed(b">2\r\n$6\r\nMOVING\r\n:1\r\n")  # arrives before the replies
+
+        async def on_push(message: object) -> None:
+            pushed.append(message)
+
+        monkeypatch.setattr(conn._parser, "handle_push_response", on_push)
+        await conn.send_packed_command(hiredis.pack_command(("PING",)))
+        replies: list[object] = []
+        await store_module._read_replies(conn, 1, replies)
+    finally:
+        await pool.release(conn)
+        await client.aclose()
+    assert replies == [b"PONG"] and len(pushed) == 1

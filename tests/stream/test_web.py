@@ -22,7 +22,8 @@ from schemas.invoice import InvoiceEvent
 from stream.learner import OnlineStore
 from stream.replay import produce
 from stream.services import free_port
-from stream.topics import ensure_topics
+from stream.settings import Settings
+from stream.topics import ensure_worker_topics
 
 pytestmark = pytest.mark.integration
 
@@ -72,9 +73,10 @@ async def test_health_customers_metrics_and_resume_after_restart(
 ) -> None:
     env = {**_env(kafka_bootstrap, redis_url, unique_id), **LEARNER_ENV}
     port = int(env["BASKETCAST_WEB_PORT"])
-    topics = [env[k] for k in ("BASKETCAST_TOPIC_INVOICES", "BASKETCAST_TOPIC_SCORES",
-                               "BASKETCAST_TOPIC_DLQ", "BASKETCAST_TOPIC_DRIFT")]
-    await ensure_topics(kafka_bootstrap, topics, int(env["BASKETCAST_PARTITIONS"]))
+    settings = Settings.from_env(env)
+    await ensure_worker_topics(settings)  # the worker's own topic definitions
+    topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
+              settings.topic_drift]
     part_a, part_b = log_events[:9000], log_events[9000:10000]  # Dec 2009 - mid 2010
     await produce(part_a, kafka_bootstrap, topics[0], progress=False)
     log = tmp_path / "worker.log"
