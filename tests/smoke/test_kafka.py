@@ -21,8 +21,16 @@ async def test_keyed_messages_keep_their_order_per_key(kafka_bootstrap: str, uni
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
-        described = await admin.describe_topics([topic])
-        assert len(described[0]["partitions"]) == 4
+        # KRaft answers the creation before every broker's metadata lists the partitions:
+        # describe until it does (a describe right away once listed none, failing CI)
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            described = await admin.describe_topics([topic])
+            partitions = described[0]["partitions"]
+            if len(partitions) == 4 and all(p["leader"] >= 0 for p in partitions):
+                break
+            assert asyncio.get_running_loop().time() < deadline, described
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
