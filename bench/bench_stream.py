@@ -186,10 +186,11 @@ def _get(url: str) -> str | None:
         return None
 
 
+#: the worker's /metrics samples of the scoring loop's seconds, per phase
+LOOP_SAMPLES = {p: f'basketcast_loop_seconds_total{{phase="{p}"}}' for p in LOOP_PHASES}
 #: the worker's /metrics samples the benchmark reads (summed over the workers)
 SCRAPED = ("basketcast_batch_events_sum", "basketcast_batch_events_count",
-           *(f'basketcast_loop_seconds_total{{phase="{p}"}}'
-             for p in LOOP_PHASES))
+           *LOOP_SAMPLES.values())
 
 
 def scrape(first_port: int, n: int = 1) -> dict[str, float] | None:
@@ -211,8 +212,7 @@ def scrape(first_port: int, n: int = 1) -> dict[str, float] | None:
 
 def loop_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Each phase's share of the scoring loop's time between two scrapes."""
-    spent = {name.split('"')[1]: after[name] - before[name]
-             for name in SCRAPED if name.startswith("basketcast_loop_")}
+    spent = {phase: after[name] - before[name] for phase, name in LOOP_SAMPLES.items()}
     total = sum(spent.values())
     return {phase: t / total for phase, t in spent.items()} if total > 0 else {}
 

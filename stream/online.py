@@ -71,12 +71,12 @@ def install(app: faust.App, settings: Settings, processor: Any) -> None:
     async def learn() -> None:
         try:
             await learner.step()
-        except UNAVAILABLE as exc:
-            log.warning("event=learner_step_failed error=%r retry=next_tick", exc)
+        except Exception as exc:  # noqa: BLE001 - a failed step is retried at the next tick
+            if isinstance(exc, UNAVAILABLE):  # an outage: one line, no traceback
+                log.warning("event=learner_step_failed error=%r retry=next_tick", exc)
+            else:
+                log.exception("event=learner_step_failed")
             learner.state = None  # reload from Redis next time
-        except Exception:  # noqa: BLE001 - a failed step is retried at the next tick
-            log.exception("event=learner_step_failed")
-            learner.state = None
 
     async def reload_model() -> None:
         try:

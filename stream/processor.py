@@ -40,7 +40,8 @@ from stream.validate import Invoice, Rejection, validate
 
 log = logging.getLogger(__name__)
 
-#: invoices validated (or summed up) between two turns of the event loop: ~2-3 ms of CPU
+#: invoices validated (or summed up) between two turns of the event loop: under a millisecond
+#: of CPU (decoding ~7 us an invoice, the line pass ~5 us)
 TURN_EVERY = 100
 
 

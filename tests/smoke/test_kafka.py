@@ -7,7 +7,9 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
+
+from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -17,20 +19,12 @@ N_KEYS = 37
 
 async def test_keyed_messages_keep_their_order_per_key(kafka_bootstrap: str, unique_id: str):
     topic = f"{unique_id}-smoke"
+    await ensure_topics(kafka_bootstrap, [topic], 4)  # returns once every partition has a leader
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
-        # KRaft answers the creation before every broker's metadata lists the partitions:
-        # describe until it does (a describe right away once listed none, failing CI)
-        deadline = asyncio.get_running_loop().time() + 30
-        while True:
-            described = await admin.describe_topics([topic])
-            partitions = described[0]["partitions"]
-            if len(partitions) == 4 and all(p["leader"] >= 0 for p in partitions):
-                break
-            assert asyncio.get_running_loop().time() < deadline, described
-            await asyncio.sleep(0.1)
+        described = await admin.describe_topics([topic])
+        assert len(described[0]["partitions"]) == 4
     finally:
         await admin.close()
 

@@ -33,7 +33,7 @@ async def store(request: pytest.FixtureRequest, redis_url: str, unique_id: str,
 
 async def test_replies_are_drained_from_the_hiredis_reader(redis_url: str) -> None:
     """The fast path is the one taken with the installed redis-py (a redis-py that moves its
-    parser's reader would silently fall back to ~2 us more per reply)."""
+    parser's reader would silently fall back to `read_response` for every reply)."""
     client = aioredis.from_url(redis_url)
     conn = await client.connection_pool.get_connection()
     try:
