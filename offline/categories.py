@@ -27,6 +27,7 @@ from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.metrics import silhouette_score
 
+from offline.codes import is_product_code
 from offline.text import keyword_analyzer
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,17 @@ class ProductCategoriser(BaseEstimator):
         """The product's median unit price in the training log (None if unseen)."""
         return self.reference_price_.get(stock_code)
 
+    @property
+    def known_products(self) -> dict[str, tuple[int, float | None]]:
+        """Product code -> (`category_of`, `reference_price`) for the codes seen in training,
+        whose category does not depend on the description (built once, not pickled)."""
+        table = self.__dict__.get("_known_products")
+        if table is None:
+            table = self.__dict__["_known_products"] = {
+                code: (int(cat), self.reference_price_.get(code))
+                for code, cat in self.code_category_.items() if is_product_code(code)}
+        return table
+
     def category_names(self) -> list[str]:
         """A short name per category: its three most typical keywords."""
         return [", ".join(k[:3]) or f"category {i}" for i, k in enumerate(self.category_keywords_)]
@@ -168,4 +180,5 @@ class ProductCategoriser(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_cache", None)
+        state.pop("_known_products", None)
         return state

@@ -77,6 +77,10 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     the plain definitions).
     """
     category_of, reference_price = categoriser.category_of, categoriser.reference_price
+    # (category, reference price) of the known product codes in one lookup, if the
+    # categoriser offers them: the same values as the two calls, ~1/3 of this function's time
+    known = getattr(categoriser, "known_products", None)
+    product = known.get if known is not None else _no_product
     n_cat = int(categoriser.n_categories_)
     shares = [0.0] * n_cat
     total: float = 0  # all clean lines (returns subtract)
@@ -91,7 +95,8 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     seen: set[tuple[str, str | None, int, float]] = set()
     for ln in ev.lines:
         code = ln.stock_code
-        if not is_product_code(code):
+        info = product(code)
+        if info is None and not is_product_code(code):
             n_nonproduct += 1
             postage = postage or is_postage_code(code)
             continue
@@ -114,8 +119,11 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
             prices.append(price)
             qtys.append(float(quantity))
             pos_value += value
-            shares[category_of(code, ln.description, price)] += value
-            ref = reference_price(code)
+            if info is None:
+                cat, ref = category_of(code, ln.description, price), reference_price(code)
+            else:
+                cat, ref = info
+            shares[cat] += value
             ratio_num += value * (price / ref if ref else 1.0)
     n_basket_categories = sum(s > 0 for s in shares)
     if pos_value > 0:
@@ -153,6 +161,10 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     for c, s in enumerate(shares):
         f[f"cat_share_{c}"] = float(s)
     return f
+
+
+def _no_product(code: str) -> None:
+    return None
 
 
 def features_frame(events: Sequence[InvoiceEvent], categoriser: Categoriser) -> pd.DataFrame:

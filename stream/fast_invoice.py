@@ -64,14 +64,16 @@ def _decode_hook(kind: type, value: Any) -> Any:
     raise ValueError(f"not a plain ISO 8601 date-time: {value!r:.40}")
 
 
-class FastLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class FastLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+               gc=False):
     stock_code: Annotated[str, _meta(InvoiceLine, "stock_code")]
     description: Annotated[str, _meta(InvoiceLine, "description")] | None = None
     quantity: Annotated[int, _meta(InvoiceLine, "quantity")]
     unit_price: Annotated[float, _meta(InvoiceLine, "unit_price")]
 
 
-class FastInvoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class FastInvoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                  gc=False):
     invoice_id: Annotated[str, _meta(InvoiceEvent, "invoice_id")]
     customer_id: str | int | None = None  # as text by `customer_id_text` in `decode`
     country: Annotated[str, _meta(InvoiceEvent, "country")] | None = None

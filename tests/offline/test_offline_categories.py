@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,10 @@ def test_known_and_unseen_codes() -> None:
     assert cat.category_of("NEW", "JUMBO BAG PINK", 1.95) == cat.category_of("P000", None)
     assert cat.reference_price("P000") == 1.95 and cat.reference_price("NEW") is None
     assert len(cat.category_names()) == cat.k_
+    # the features' one-lookup table says what the two calls say, and is not pickled
+    assert cat.known_products["P000"] == (cat.category_of("P000", None), 1.95)
+    assert set(cat.known_products) == set(cat.code_category_)
+    assert "_known_products" not in pickle.loads(pickle.dumps(cat)).__dict__
 
 
 def test_no_descriptions_falls_back_to_price_bands() -> None:

@@ -109,3 +109,25 @@ def test_features_equal_their_definitions_on_every_invoice_of_the_log(
     for ev in log_events:
         assert first_purchase_features(ev, categoriser) == plain_features(ev, categoriser), \
             ev.invoice_id
+
+
+class HashedCategoriesWithTable(HashedCategories):
+    """The same categoriser, offering `known_products` for about half of the codes (the fast
+    lookup the fitted `ProductCategoriser` offers); the other codes go through the calls."""
+
+    def __init__(self, codes: set[str]) -> None:
+        self.known_products = {c: (self.category_of(c, None), self.reference_price(c))
+                               for c in sorted(codes)[::2]}
+
+
+def test_features_read_through_the_known_products_table_equal_their_definitions(
+        log_events: list) -> None:
+    from offline.codes import is_product_code
+
+    codes = {ln.stock_code for ev in log_events for ln in ev.lines
+             if is_product_code(ln.stock_code)}
+    categoriser = HashedCategoriesWithTable(codes)
+    assert 1_000 < len(categoriser.known_products) < len(codes)
+    for ev in log_events:
+        assert first_purchase_features(ev, categoriser) == plain_features(ev, categoriser), \
+            ev.invoice_id

@@ -40,3 +40,16 @@ def test_export_writes_valid_json(tmp_path: Path) -> None:
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_event_ids_are_the_uuid5_of_their_parts() -> None:
+    import random
+    import uuid
+
+    from schemas.scored import EVENT_ID_NAMESPACE, score_event_id
+
+    rng = random.Random(0)
+    for i in range(2_000):
+        parts = (f"v{rng.random()}", str(rng.randrange(10**7)), f"C{i}" if i % 3 else f"é{i}")
+        expected = uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts))
+        assert score_event_id(*parts) == str(expected), parts
