@@ -60,13 +60,17 @@ COMMIT_INTERVAL_S = 1.0
 
 
 def next_offsets(records: Iterable[RawEvent]) -> dict[TopicPartition, int]:
-    """The offset to commit per partition after `records`: the highest one + 1."""
-    out: dict[TopicPartition, int] = {}
+    """The offset to commit per partition after `records`: the highest one + 1.
+
+    One `TopicPartition` per partition, not per record (a named tuple's constructor is a
+    Python call: ~2 % of the worker's time when it ran for every record)."""
+    last: dict[tuple[str, int], int] = {}
     for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        if r.offset + 1 > out.get(tp, -1):
-            out[tp] = r.offset + 1
-    return out
+        key = (r.topic, r.partition)
+        if r.offset > last.get(key, -1):
+            last[key] = r.offset
+    return {TopicPartition(topic, partition): offset + 1
+            for (topic, partition), offset in last.items()}
 
 
 def raw_events(records: Sequence[Any]) -> list[RawEvent]:

@@ -142,6 +142,14 @@ def test_validate_prefers_the_fast_path_and_falls_back_to_the_contract() -> None
     assert isinstance(slow, InvoiceEvent) and slow.lines[0].quantity == 2
 
 
+def test_decoded_invoices_are_not_tracked_by_the_collector() -> None:
+    import gc
+
+    fast = validate(json.dumps(_doc()).encode())
+    assert isinstance(fast, FastInvoice)
+    assert not gc.is_tracked(fast) and not any(gc.is_tracked(ln) for ln in fast.lines)
+
+
 texts = st.text(max_size=70)
 times = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
                      timezones=st.one_of(st.none(), st.just(UTC),
