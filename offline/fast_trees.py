@@ -108,9 +108,15 @@ def _sklearn_tree(tree: Any, n_classes: int) -> tuple[np.ndarray, ...]:
 
 def _frame_values(model: Any, x: Any) -> np.ndarray | None:
     """`x` as float64 when it is a frame of exactly the model's fitted columns
-    (`offline.features.frame_values`)."""
+    (`offline.features.frame_values`), or a float64 matrix of as many columns for a model
+    fitted without column names (what scikit-learn's checks would return for either)."""
     names = getattr(model, "feature_names_in_", None)
-    return None if names is None else frame_values(x, names)
+    if names is not None:
+        return frame_values(x, names)
+    if (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 2 and len(x)
+            and x.shape[1] == getattr(model, "n_features_in_", -1)):
+        return x
+    return None
 
 
 def _float32_rows(model: Any, x: Any, validate: Callable[[Any], Any]) -> np.ndarray | None:

@@ -69,6 +69,35 @@ def test_binary_and_poisson_gradient_boosting_identical(data) -> None:
     assert np.array_equal(plain.predict(x), fast.predict(x))
 
 
+@pytest.mark.parametrize("factory", [
+    lambda: RandomForestClassifier(n_estimators=30, random_state=0),
+    lambda: HistGradientBoostingClassifier(max_depth=1, max_iter=60),
+])
+def test_models_fitted_on_plain_matrices_take_the_fast_path_identically(
+        data, factory, monkeypatch) -> None:
+    """A model fitted on a float64 matrix (no column names, e.g. `RepeatClassifier`'s GBM)
+    reads a float64 matrix without scikit-learn's checks, with the same numbers; anything
+    else (another dtype, a wrong width) still goes through them."""
+    x, y, _ = data
+    plain, fast = _pairs(factory, x.to_numpy(dtype=float), y > 0)
+    rows = x.to_numpy(dtype=float)
+    expected = plain.predict_proba(rows)
+    checked: list[object] = []
+    for name in ("_preprocess_X", "_validate_X_predict"):
+        if hasattr(fast, name):
+            original = getattr(fast, name)
+            monkeypatch.setattr(fast, name, lambda *a, _o=original, **k: (
+                checked.append(1), _o(*a, **k))[1])
+    for part in (rows[:1], rows[:13], rows):
+        assert np.array_equal(fast.predict_proba(part), expected[:len(part)])
+    assert checked == []
+    assert np.array_equal(fast.predict_proba(rows.astype(np.float32)),
+                          plain.predict_proba(rows.astype(np.float32)))
+    assert checked  # a float32 matrix is converted by scikit-learn's checks
+    with pytest.raises(ValueError):
+        fast.predict_proba(rows[:, :3])
+
+
 def test_models_inside_pipelines_and_a_soft_vote_are_found(data) -> None:
     x, y, _ = data
     labels = np.array(["small", "medium", "wholesale"])[y]  # the vote decodes its labels
