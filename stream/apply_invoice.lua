@@ -2,11 +2,13 @@
 --
 -- KEYS[1] customer hash      {prefix}cust:{<id>}
 -- KEYS[2] applied invoices   {prefix}cust:{<id>}:inv   (invoice id -> event time)
--- KEYS[3] category spend     {prefix}cust:{<id>}:cat   (category -> net spend)
+-- KEYS[3] category spend     {prefix}cust:{<id>}:cat_micros   (category -> net spend)
 -- ARGV    invoice_id, ts (epoch s), kind (P purchase | C cancellation | A adjustment |
 --         O other, e.g. postage only),
 --         spend, items, category spend ("cat spend cat spend ..."),
 --         score_json ('' = not a first purchase), features_json, due (epoch s)
+-- Money is in integer micro-units (`stream.store.MICROS`): sums are exact, whatever the order
+-- invoices arrive in, and HINCRBY is cheaper for Redis than HINCRBYFLOAT's long doubles.
 -- Returns {status[, score_json]}; status is one of
 --   first          the invoice is the customer's first purchase; the score was stored
 --   dup_first      already applied, and it was the first purchase: the stored score
@@ -25,7 +27,7 @@ end
 
 local ts = tonumber(ts_s)
 local known = redis.call('EXISTS', cust) == 1
-redis.call('HINCRBYFLOAT', cust, 'spend', ARGV[4])
+redis.call('HINCRBY', cust, 'spend_micros', ARGV[4])
 redis.call('HINCRBY', cust, 'items', ARGV[5])
 if kind == 'C' then
   redis.call('HINCRBY', cust, 'cancellations', 1)
@@ -41,7 +43,7 @@ if first == nil or ts < first then redis.call('HSET', cust, 'first_seen', ts_s) 
 local last = tonumber(redis.call('HGET', cust, 'last_seen'))
 if last == nil or ts > last then redis.call('HSET', cust, 'last_seen', ts_s) end
 for cat, amount in string.gmatch(ARGV[6], '(%S+) (%S+)') do
-  redis.call('HINCRBYFLOAT', cats, cat, amount)
+  redis.call('HINCRBY', cats, cat, amount)
 end
 
 local fp_at = tonumber(redis.call('HGET', cust, 'fp_at'))
@@ -49,14 +51,14 @@ if fp_at ~= nil then
   -- After the first purchase: what happens within the horizon is the label (online learning).
   if ts >= fp_at and ts <= tonumber(redis.call('HGET', cust, 'fp_due')) then
     if kind == 'P' then redis.call('HINCRBY', cust, 'h_orders', 1) end
-    redis.call('HINCRBYFLOAT', cust, 'h_spend', ARGV[4])
+    redis.call('HINCRBY', cust, 'h_spend_micros', ARGV[4])
     redis.call('HINCRBY', cust, 'h_items', ARGV[5])
   end
   return {'applied'}
 end
 if kind == 'P' and ARGV[7] ~= '' then
   redis.call('HSET', cust, 'fp_invoice', inv, 'fp_at', ts_s, 'fp_due', ARGV[9],
-    'score', ARGV[7], 'features', ARGV[8], 'h_orders', 0, 'h_spend', 0, 'h_items', 0)
+    'score', ARGV[7], 'features', ARGV[8], 'h_orders', 0, 'h_spend_micros', 0, 'h_items', 0)
   return {'first', ARGV[7]}
 end
 if kind == 'C' and not known then return {'cancel_unknown'} end

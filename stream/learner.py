@@ -6,7 +6,7 @@ What the worker leaves for the learner, in Redis (see `stream.store`):
   horizon (epoch s), registered with ZADD NX after the first purchase is stored;
 - the event-time watermark: `{prefix}watermark`, member `event_time` (ZADD GT);
 - in the customer's hash: `features` (JSON, as computed at the first purchase), `score` (the
-  emitted `CustomerScored` JSON) and the horizon label so far, `h_orders`, `h_spend`
+  emitted `CustomerScored` JSON) and the horizon label so far, `h_orders`, `h_spend_micros`
   (invoices applied after the first purchase with time <= first purchase + horizon, the
   window of `offline.labels.realised_outcome`).
 
@@ -51,7 +51,7 @@ from redis.exceptions import WatchError
 from schemas.drift import ModelDrift, drift_event_id
 from stream.drift import MONITORED, Detection, DriftMonitor
 from stream.online_model import BatchForecast, OnlineModel
-from stream.store import CustomerStore, _text
+from stream.store import MICROS, CustomerStore, _text
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +311,8 @@ class Learner:
         for i in range(0, len(members), READ_SLICE):
             pipe = self.store.redis.pipeline(transaction=False)
             for cid, _ in members[i:i + READ_SLICE]:
-                pipe.hmget(self.store.keys(cid)[0], ["score", "features", "h_orders", "h_spend",
-                                                     "fp_at"])
+                pipe.hmget(self.store.keys(cid)[0], ["score", "features", "h_orders",
+                                                     "h_spend_micros", "fp_at"])
             rows += await pipe.execute()
         # River updates (~0.1 ms a label) in short slices on the event loop, which scores
         # between two slices: a thread fought the scoring loop for the interpreter lock, and
@@ -380,7 +380,7 @@ class Learner:
             batch = BatchForecast(int(doc["segment"]), float(doc["p_repeat"]),
                                   float(doc["expected_orders"]), float(doc["expected_spend"]))
             orders = int(h_orders or 0)
-            spend = max(float(h_spend or 0.0), 0.0)
+            spend = max(int(h_spend or 0) / MICROS, 0.0)
             hit = state.monitor.update(spend, batch.expected_spend, due)
             if hit is not None:
                 detections.append(hit)

@@ -35,7 +35,7 @@ from schemas.invoice import InvoiceEvent
 from schemas.scored import CustomerScored, score_event_id
 from stream.aggregates import event_time
 from stream.services import free_port
-from stream.store import CustomerStore
+from stream.store import CustomerStore, state_view
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -470,14 +470,7 @@ async def read_states(client: aioredis.Redis, prefix: str, ids: Sequence[str],
                 pipe.hgetall(key)
         res = await pipe.execute()
         for j, cid in enumerate(part):
-            state, invoices, cats = res[3 * j:3 * j + 3]
-            if not state:
-                out[cid] = None
-                continue
-            d: dict[str, object] = {k.decode(): v.decode() for k, v in state.items()}
-            d["invoices"] = sorted(k.decode() for k in invoices)
-            d["category_spend"] = {int(k.decode()): float(v) for k, v in cats.items()}
-            out[cid] = d
+            out[cid] = state_view(*res[3 * j:3 * j + 3])
     return out
 
 

@@ -16,7 +16,7 @@ from schemas.drift import ModelDrift
 from stream.learner import DAY, Learner, LearnerConfig, OnlineStore
 from stream.online_model import BatchForecast, OnlineModel
 from stream.online_serving import ServedModel
-from stream.store import CustomerStore
+from stream.store import MICROS, CustomerStore
 
 T0 = 1_262_304_000.0  # 2010-01-01
 H = 90 * DAY
@@ -31,7 +31,8 @@ async def seed(redis: FakeRedis, n: int, spend_of=lambda i: 100.0, prefix: str =
                  "expected_spend": 100.0}
         await redis.hset(store.keys(cid)[0], mapping={
             "score": json.dumps(score), "features": json.dumps({"n_lines": i % 7}),
-            "h_orders": 1 if spend_of(i) > 0 else 0, "h_spend": spend_of(i), "fp_at": fp})
+            "h_orders": 1 if spend_of(i) > 0 else 0,
+            "h_spend_micros": round(spend_of(i) * MICROS), "fp_at": fp})
         await redis.zadd(store.maturation_key, {cid: fp + H}, nx=True)
 
 
