@@ -11,6 +11,12 @@ deterministic `event_id`. A batch's offsets are committed only after its Redis s
 and the broker acknowledged every output record; a commit is deferred to at most
 `COMMIT_INTERVAL_S`, and is forced when partitions are revoked and on stop.
 
+Pipelining: batch N+1 is validated and scored while Redis applies batch N, and Redis applies
+N+1 while the broker acknowledges N's outputs. Outputs are published, and offsets become
+committable, in batch order; at most one batch's outputs are in flight behind the batch being
+stored. (Waiting for the acknowledgements before the next Redis step cost ~20 ms a batch of
+~2,900 invoices, most of the loop's `store_wait`.)
+
 >>> records = [RawEvent(None, None, "invoices", p, o) for p, o in [(0, 7), (0, 8), (1, 3)]]
 >>> offsets = next_offsets(records)
 >>> sorted((tp.partition, o) for tp, o in offsets.items())
@@ -140,6 +146,8 @@ class ScoringLoop(ConsumerRebalanceListener):
         self._last_commit = time.monotonic()
         #: seconds of the loop spent per phase (`LOOP_PHASES`), for /metrics and the benchmark
         self.seconds: dict[str, float] = dict.fromkeys(LOOP_PHASES, 0.0)
+        #: the last stored batch's publish (outputs, hooks, then its offsets), in batch order
+        self._publishing: asyncio.Task[None] | None = None
 
     async def handle(self, raws: list[RawEvent]) -> Outcome:
         """Process and publish one batch; its offsets may be committed when this returns."""
@@ -204,6 +212,8 @@ class ScoringLoop(ConsumerRebalanceListener):
                 elif storing is not None and storing.done():
                     await storing
                     storing = None
+                if self._publishing is not None and self._publishing.done():
+                    self._publishing.result()  # a failed publish stops the loop
                 if self._uncommitted and (
                         time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S):
                     t4 = clock()
@@ -211,11 +221,13 @@ class ScoringLoop(ConsumerRebalanceListener):
                     seconds["commit"] += clock() - t4
         finally:
             try:
-                if storing is not None:
-                    if not storing.done():
-                        storing.cancel()  # not committed: read again by its next owner
+                for task in (storing, self._publishing):
+                    if task is None:
+                        continue
+                    if not task.done():
+                        task.cancel()  # not committed: read again by its next owner
                     with contextlib.suppress(asyncio.CancelledError):
-                        await storing
+                        await task
                 await self.commit()
             except Exception:  # noqa: BLE001 - the consumer must leave the group regardless
                 log.exception("event=scoring_loop_failed")
@@ -224,7 +236,16 @@ class ScoringLoop(ConsumerRebalanceListener):
                 log.info("event=scoring_loop_stopped")
 
     async def _store(self, prepared: Prepared, raws: list[RawEvent]) -> None:
+        """The batch's Redis step; then its publish is queued behind the previous batch's
+        (which it waits for, so one batch's outputs at most are in flight behind this one; a
+        failed publish fails this step too, and with it the loop)."""
         outcome = await self.processor.store_batch(prepared)
+        previous = self._publishing
+        if previous is not None:
+            await previous
+        self._publishing = asyncio.create_task(self._publish(outcome, raws))
+
+    async def _publish(self, outcome: Outcome, raws: list[RawEvent]) -> None:
         await self._published(outcome, raws)
         self._uncommitted.update(next_offsets(raws))
 
