@@ -72,7 +72,7 @@ class InvoiceOp:
         """
         cats = " ".join([f"{c} {round(a * MICROS)}" for c, a in self.category_spend.items()])
         return (self.invoice_id, self.ts, self.kind, round(self.spend * MICROS), self.items,
-                cats, self.score_json, self.features_json, self.due)
+                cats, self.score_json, self.features_json, self.due or 0)  # 0: packed faster
 
 
 @dataclass(slots=True)
