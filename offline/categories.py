@@ -93,6 +93,8 @@ class ProductCategoriser(BaseEstimator):
 
     def fit(self, products: pd.DataFrame) -> ProductCategoriser:
         """Fit on a product table (:func:`product_table`)."""
+        for cached in ("_cache", "_known_products"):  # built from the previous fit, if any
+            self.__dict__.pop(cached, None)
         products = products.reset_index(drop=True)
         descs = products["description"].fillna("").astype(str).tolist()
         counter = CountVectorizer(analyzer=keyword_analyzer, binary=True)

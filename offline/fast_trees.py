@@ -113,7 +113,7 @@ def _frame_values(model: Any, x: Any) -> np.ndarray | None:
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return frame_values(x, names)
-    if (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 2 and len(x)
+    if (type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == 2 and len(x)
             and x.shape[1] == getattr(model, "n_features_in_", -1)):
         return x
     return None

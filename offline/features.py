@@ -77,8 +77,9 @@ def first_purchase_features(ev: InvoiceEvent, categoriser: Categoriser) -> dict[
     the plain definitions).
     """
     category_of, reference_price = categoriser.category_of, categoriser.reference_price
-    # (category, reference price) of the known product codes in one lookup, if the
-    # categoriser offers them: the same values as the two calls, ~1/3 of this function's time
+    # (category, reference price) of known product codes in one lookup, if the categoriser
+    # offers them (`known_products`: product codes only, whose category depends on neither
+    # description nor price): the same values as the two calls, ~1/3 of this function's time
     known = getattr(categoriser, "known_products", None)
     product = known.get if known is not None else _no_product
     n_cat = int(categoriser.n_categories_)

@@ -40,7 +40,8 @@ def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str
     True
     """
     name = f"{model_version}\x1f{customer_id}\x1f{invoice_id}"
-    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    h = bytearray(digest[:16])
     h[6] = (h[6] & 0x0F) | 0x50  # version 5
     h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()

@@ -2,7 +2,7 @@
 --
 -- KEYS[1] customer hash      {prefix}cust:{<id>}
 -- KEYS[2] applied invoices   {prefix}cust:{<id>}:inv   (invoice id -> event time)
--- KEYS[3] category spend     {prefix}cust:{<id>}:cat_micros   (category -> net spend)
+-- KEYS[3] category spend     {prefix}cust:{<id>}:cat_micros   (category -> net spend, micro-units)
 -- ARGV    invoice_id, ts (epoch s), kind (P purchase | C cancellation | A adjustment |
 --         O other, e.g. postage only),
 --         spend, items, category spend ("cat spend cat spend ..."),

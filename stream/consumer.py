@@ -26,7 +26,6 @@ stored. (Waiting for the acknowledgements before the next Redis step cost ~20 ms
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -171,8 +170,15 @@ class ScoringLoop(ConsumerRebalanceListener):
         )
 
     async def run(self) -> None:
-        """Batch N+1 is validated and scored while Redis applies batch N; the applies, the
-        publishes and the offsets stay in batch order. `seconds` adds up where the time went."""
+        """Batch N+1 is validated and scored while Redis applies batch N, and Redis applies
+        N+1 while N's outputs are acknowledged; the applies, the publishes and the offsets stay
+        in batch order. `seconds` adds up where the time went.
+
+        Raises `StateFormatError` at once if Redis holds state in another format."""
+        store = getattr(self.processor, "store", None)
+        if store is not None:
+            await retry_until_done(store.check_format, "check_state_format",
+                                   getattr(self.processor, "backoff", Backoff()))
         for prepare in self.before_start:
             await prepare()
         consumer = self.consumer = self.make_consumer()
@@ -221,14 +227,18 @@ class ScoringLoop(ConsumerRebalanceListener):
                     seconds["commit"] += clock() - t4
         finally:
             try:
-                for task in (storing, self._publishing):
-                    if task is None:
-                        continue
-                    if not task.done():
-                        task.cancel()  # not committed: read again by its next owner
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                await self.commit()
+                # not committed: read again by the partitions' next owner
+                tasks = [t for t in (storing, self._publishing) if t is not None]
+                self._publishing = None
+                for task in tasks:
+                    task.cancel()
+                failed = [r for r in await asyncio.gather(*tasks, return_exceptions=True)
+                          if isinstance(r, BaseException)
+                          and not isinstance(r, asyncio.CancelledError)]
+                for exc in failed:
+                    log.error("event=batch_failed error=%r", exc)
+                if not failed:
+                    await self.commit()
             except Exception:  # noqa: BLE001 - the consumer must leave the group regardless
                 log.exception("event=scoring_loop_failed")
             finally:
@@ -247,7 +257,12 @@ class ScoringLoop(ConsumerRebalanceListener):
 
     async def _publish(self, outcome: Outcome, raws: list[RawEvent]) -> None:
         await self._published(outcome, raws)
-        self._uncommitted.update(next_offsets(raws))
+        uncommitted = self._uncommitted
+        for tp, offset in next_offsets(raws).items():
+            # never backwards: a partition revoked and assigned again is read again from its
+            # committed offset while a later batch of it may still be in flight
+            if offset > uncommitted.get(tp, -1):
+                uncommitted[tp] = offset
 
     async def _published(self, outcome: Outcome, raws: list[RawEvent]) -> None:
         await self.publish(outcome)

@@ -35,7 +35,7 @@ from schemas.dead_letter import DeadLetter
 from stream.aggregates import LineCategories, event_time, invoice_op
 from stream.retry import Backoff, retry_until_done
 from stream.scoring import Scorer
-from stream.store import CustomerStore, InvoiceOp
+from stream.store import MAX_INVOICE_MONEY, CustomerStore, InvoiceOp
 from stream.validate import Invoice, Rejection, validate
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,13 @@ class BatchProcessor:
                 self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
                 ts = event_time(ev.invoiced_at)
             else:
-                ops.append((raw, ev, op))
                 ts = op.ts
+                if op.money_in_range():
+                    ops.append((raw, ev, op))
+                else:
+                    self._dead_letter(out, raw, "invalid", (
+                        f"spend {op.spend:.6g} (or a category's) beyond +-{MAX_INVOICE_MONEY:.0e}"
+                        ", the customer state's range for one invoice"))
             # per-partition watermarks (the learner matures labels up to their minimum)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts

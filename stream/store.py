@@ -8,7 +8,7 @@ Keys share the hash tag `{<customer id>}` so a customer's keys live in one Redis
   h_items
   (what happened within the horizon: the label the online learner will use)
 - `{prefix}cust:{<id>}:inv`  hash: applied invoice id -> event time (the at-most-once guard)
-- `{prefix}cust:{<id>}:cat_micros`  hash: product category -> net spend
+- `{prefix}cust:{<id>}:cat_micros`  hash: product category -> net spend (micro-units)
 - `{prefix}maturation`       sorted set: customer id scored by fp_at + horizon (epoch s)
 - `{prefix}watermark`        sorted set: member `event_time`, the largest event time applied,
   and `partition:<n>`, the largest event time read from input partition n; the learner
@@ -18,7 +18,13 @@ Keys share the hash tag `{<customer id>}` so a customer's keys live in one Redis
 Money (spend, h_spend, category spend) is kept in integer micro-units (`MICROS` per unit of
 the log's currency): sums of integers are exact and do not depend on the order the invoices
 arrive in, and Redis adds them ~20 % cheaper than floats (HINCRBYFLOAT parses and prints
-long doubles). `CustomerStore.customer` gives them back as floats.
+long doubles). `CustomerStore.customer` gives them back as floats. An invoice's spend and each
+category's must lie within +-`MAX_INVOICE_MONEY` (the processor dead-letters the rest): a
+customer's 64-bit totals then hold over 9,000 such invoices.
+
+`{prefix}state_format` says how the state is written (`STATE_FORMAT`). The worker refuses a
+prefix written by another format (`CustomerStore.check_format`) instead of mixing the two: state
+from before the micro-units has a watermark and no format key.
 
 The maturation set and the watermark are outside the customers' slots, so they are written by
 plain idempotent commands (ZADD NX / ZADD GT) after the script, never inside it.
@@ -43,6 +49,14 @@ from redis.exceptions import NoScriptError, ResponseError
 _PUSH: type | None = getattr(hiredis, "PushNotification", None)
 #: money's micro-units per unit of currency in the stored state (see the module docstring)
 MICROS = 1_000_000
+#: the largest net spend (or category spend) of one invoice the state takes, in currency units
+MAX_INVOICE_MONEY = 1e9
+#: how this version writes the state: 2 = money in micro-units (1 had float strings)
+STATE_FORMAT = "2"
+
+
+class StateFormatError(RuntimeError):
+    """The Redis prefix holds state written in another format (see the module docstring)."""
 LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
 #: The longest wait for one round trip's replies (redis-py's own default socket timeout).
 REPLY_TIMEOUT_S = 5.0
@@ -74,6 +88,15 @@ class InvoiceOp:
         return (self.invoice_id, self.ts, self.kind, round(self.spend * MICROS), self.items,
                 cats, self.score_json, self.features_json, self.due or 0)  # 0: packed faster
 
+    def money_in_range(self) -> bool:
+        """Whether the spend and every category's lie within +-`MAX_INVOICE_MONEY`.
+
+        >>> InvoiceOp("7", "1", 1.5, "P", 2e9, 3, {2: 2e9}).money_in_range()
+        False
+        """
+        return abs(self.spend) <= MAX_INVOICE_MONEY and all(
+            abs(a) <= MAX_INVOICE_MONEY for a in self.category_spend.values())
+
 
 @dataclass(slots=True)
 class Applied:
@@ -104,6 +127,23 @@ class CustomerStore:
     @property
     def watermark_key(self) -> str:
         return f"{self.prefix}watermark"
+
+    async def check_format(self) -> None:
+        """Claim the prefix for `STATE_FORMAT`, or raise `StateFormatError` if its state was
+        written in another format."""
+        key = f"{self.prefix}state_format"
+        found = await self.redis.get(key)
+        if found is None:
+            if await self.redis.exists(self.watermark_key):
+                found = b"1"  # written before the format key existed
+            else:
+                await self.redis.set(key, STATE_FORMAT, nx=True)
+                found = await self.redis.get(key)
+        if _text(found) != STATE_FORMAT:
+            raise StateFormatError(
+                f"Redis prefix {self.prefix!r} holds customer state in format {_text(found)}, "
+                f"this version writes format {STATE_FORMAT} (money in micro-units): use a new "
+                "BASKETCAST_REDIS_PREFIX, or delete the old prefix's keys, and replay the log")
 
     async def load_script(self) -> str:
         self._sha = await self.redis.script_load(LUA_APPLY)

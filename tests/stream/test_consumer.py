@@ -141,6 +141,20 @@ async def test_cancellation_after_first_purchase_changes_net_figures(harness: Ha
     assert len(harness.scores) == 1
 
 
+async def test_an_invoice_beyond_the_states_money_range_is_dead_lettered(
+        harness: Harness) -> None:
+    """Money is kept in 64-bit micro-units: an invoice beyond +-1e9 is refused, not stored,
+    and the next one goes on."""
+    huge = [(f"2{i:04d}", 1_000_000, 1_000.0) for i in range(2)]  # 2e9
+    await harness.put(invoice_json("900", "7", lines=huge))
+    await harness.put(invoice_json("901", "7"))
+    assert [d.reason for d in harness.dead_letters] == ["invalid"]
+    assert "beyond +-1e+09" in harness.dead_letters[0].error
+    state = await harness.store.customer("7")
+    assert state is not None and state["invoices"] == ["901"]
+    assert [s.invoice_id for s in harness.scores] == ["901"]
+
+
 async def test_guest_is_counted_and_skipped(harness: Harness) -> None:
     await harness.put(invoice_json("489436", None), key=None)
     assert harness.count("guests") == 1 and harness.scores == [] and harness.dead_letters == []
@@ -228,68 +242,3 @@ async def test_a_permanent_broker_error_stops_instead_of_retrying_forever() -> N
     with pytest.raises(PermanentSendError, match="MessageSizeTooLarge"):
         await KafkaPublisher(producer, "scores", "dlq", Backoff(base=0.001)).publish(_outcome())
 
-
-class StepRecorder:
-    """A processor whose Redis step is logged and instant, for `ScoringLoop._store`."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-
-    async def store_batch(self, prepared: object) -> Outcome:
-        self.log.append(f"store {prepared}")
-        return Outcome()
-
-
-def _gated_loop(log: list[str], gates: dict[int, object]) -> ScoringLoop:
-    """A loop whose publish of batch n waits for `gates[n]` (an asyncio.Event) and then
-    raises if that event's `fail` attribute is set."""
-    async def publish(outcome: Outcome) -> None:
-        n = len([x for x in log if x.endswith("started")])
-        log.append(f"publish {n} started")
-        await gates[n].wait()
-        if getattr(gates[n], "fail", False):
-            raise RuntimeError(f"publish {n} failed")
-        log.append(f"publish {n} done")
-
-    return ScoringLoop(Settings.from_env(), StepRecorder(log), publish)  # type: ignore[arg-type]
-
-
-async def test_the_next_redis_step_overlaps_the_previous_publish_in_batch_order() -> None:
-    import asyncio
-
-    log: list[str] = []
-    gates = {0: asyncio.Event(), 1: asyncio.Event()}
-    loop = _gated_loop(log, gates)
-    batch = [[RawEvent(b"", None, "t", 0, o)] for o in (0, 1)]
-    # (deadlines: a loop that waited for the publish before returning would hang here)
-    await asyncio.wait_for(loop._store("0", batch[0]), 5)  # type: ignore[arg-type]
-    await asyncio.sleep(0)
-    assert log == ["store 0", "publish 0 started"]
-    second = asyncio.create_task(loop._store("1", batch[1]))  # type: ignore[arg-type]
-    await asyncio.sleep(0)
-    # batch 1's Redis step ran while batch 0's outputs are in flight; nothing committable yet
-    assert log == ["store 0", "publish 0 started", "store 1"] and not loop._uncommitted
-    assert not second.done()  # its publish waits for batch 0's
-    gates[0].set()
-    await asyncio.wait_for(second, 5)
-    await asyncio.sleep(0)
-    assert log[3:] == ["publish 0 done", "publish 1 started"]
-    assert loop._uncommitted == {TopicPartition("t", 0): 1}  # batch 0 only
-    gates[1].set()
-    await asyncio.wait_for(loop._publishing, 5)  # type: ignore[arg-type]
-    assert loop._uncommitted == {TopicPartition("t", 0): 2}
-
-
-async def test_a_failed_publish_fails_the_next_step_and_commits_nothing_after_it() -> None:
-    import asyncio
-
-    log: list[str] = []
-    gates = {0: asyncio.Event()}
-    gates[0].fail = True  # type: ignore[attr-defined]
-    gates[0].set()
-    loop = _gated_loop(log, gates)
-    first, second = ([RawEvent(b"", None, "t", 0, o)] for o in (0, 1))
-    await asyncio.wait_for(loop._store("0", first), 5)  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="publish 0 failed"):
-        await asyncio.wait_for(loop._store("1", second), 5)  # type: ignore[arg-type]
-    assert not loop._uncommitted

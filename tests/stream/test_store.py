@@ -82,3 +82,19 @@ async def test_a_push_message_is_not_taken_for_a_reply(
         await pool.release(conn)
         await client.aclose()
     assert replies == [b"PONG"] and len(pushed) == 1
+
+
+async def test_a_prefix_is_claimed_for_one_state_format(store: CustomerStore) -> None:
+    await store.check_format()  # a new prefix: claimed for this version's format
+    await store.check_format()  # and accepted again
+    assert await store.redis.get(f"{store.prefix}state_format") == b"2"
+    await store.redis.set(f"{store.prefix}state_format", "1")
+    with pytest.raises(store_module.StateFormatError, match="format 1.*BASKETCAST_REDIS_PREFIX"):
+        await store.check_format()
+
+
+async def test_state_from_before_the_format_key_is_refused(store: CustomerStore) -> None:
+    """State written before the format key (money as float strings) has a watermark."""
+    await store.register({}, 1.0e9)
+    with pytest.raises(store_module.StateFormatError, match="format 1"):
+        await store.check_format()
