@@ -1,5 +1,6 @@
 """The scoring loop's batch order without services: the next batch's Redis step overlaps the
-previous batch's publish; outputs and committable offsets stay in batch order."""
+previous batch's publish; outputs and committable offsets stay in batch order; `run` on a fake
+consumer stops on a failed publish and commits on stop."""
 
 from __future__ import annotations
 
@@ -89,3 +90,93 @@ async def test_committable_offsets_never_move_backwards() -> None:
     await asyncio.wait_for(loop._store("1", again), 5)  # type: ignore[arg-type]
     await asyncio.wait_for(loop._publishing, 5)  # type: ignore[arg-type]
     assert loop._uncommitted == {TopicPartition("t", 0): 12}
+
+
+class FakeConsumer:
+    """What `ScoringLoop.run` asks of aiokafka's consumer: batches of records from one
+    partition, then nothing; commits recorded."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = batches
+        self.commits: list[dict] = []
+        self.stopped = asyncio.Event()
+        self.drained = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    def subscribe(self, topics: list[str], listener: object) -> None: ...
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+        if not self.batches:
+            self.drained.set()
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        tp = TopicPartition("t", 0)
+        return {tp: [FakeRecord(o) for o in self.batches.pop(0)]}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("t", 0)}
+
+    async def commit(self, offsets: dict) -> None:
+        self.commits.append(dict(offsets))
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+
+class FakeRecord:
+    def __init__(self, offset: int) -> None:
+        self.value, self.key, self.topic, self.partition = b"", None, "t", 0
+        self.offset, self.timestamp = offset, None
+
+
+class Prepared(str):
+    failures = 0  # first purchases that could not be scored
+
+
+class Preparing(StepRecorder):
+    async def prepare(self, raws: list[RawEvent]) -> Prepared:
+        return Prepared(raws[0].offset)
+
+
+def _running_loop(log: list[str], gates: dict[int, object], batches: list[list[int]],
+                  monkeypatch: pytest.MonkeyPatch) -> tuple[ScoringLoop, FakeConsumer]:
+    loop = _gated_loop(log, gates)
+    loop.processor = Preparing(log)  # type: ignore[assignment]
+    consumer = FakeConsumer(batches)
+    monkeypatch.setattr(loop, "make_consumer", lambda: consumer)
+    return loop, consumer
+
+
+async def test_a_failed_publish_stops_the_running_loop_and_commits_nothing_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    gates = {n: asyncio.Event() for n in range(3)}
+    for g in gates.values():
+        g.set()
+    gates[1].fail = True  # type: ignore[attr-defined]
+    loop, consumer = _running_loop(log, gates, [[0, 1], [2, 3], [4, 5]], monkeypatch)
+    with pytest.raises(RuntimeError, match="publish 1 failed"):
+        await asyncio.wait_for(loop.run(), 5)
+    assert consumer.stopped.is_set()
+    committed = [c[TopicPartition("t", 0)] for c in consumer.commits]
+    assert all(o <= 2 for o in committed)  # batch 0 at most: nothing from batch 1 on
+    assert "publish 2 started" not in log
+
+
+async def test_a_stopped_loop_commits_what_was_published(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    gates = {n: asyncio.Event() for n in range(2)}
+    for g in gates.values():
+        g.set()
+    loop, consumer = _running_loop(log, gates, [[0, 1], [2, 3]], monkeypatch)
+    task = asyncio.create_task(loop.run())
+    await asyncio.wait_for(consumer.drained.wait(), 5)
+    await asyncio.sleep(0.05)  # let the last publish finish
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert consumer.stopped.is_set()
+    assert consumer.commits[-1] == {TopicPartition("t", 0): 4}
+    assert log.count("publish 1 done") == 1
