@@ -25,15 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Namespace of the uuid5 event ids (fixed forever: changing it changes every id).
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1d2e-5b0a-4c53-9a43-2b1b8f0c7e10")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
 def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str:
     """Deterministic id of the score of `customer_id`'s first purchase `invoice_id`: the uuid5
     (RFC 4122) of the three in `EVENT_ID_NAMESPACE`.
 
-    Written out (SHA-1, version and variant bits, the text form) rather than through
-    `uuid.uuid5`, whose two `UUID` objects took 3 of its 4 us (the worker makes one per new
-    customer):
+    `uuid.uuid5`'s own steps, with the namespace's bytes taken once (`uuid.uuid5` converts
+    the namespace on every call: 3.5 -> 2.6 us an id; the worker makes one per new customer):
 
     >>> name = "m1\x1f13085\x1f489434"
     >>> score_event_id("m1", "13085", "489434") == str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
@@ -41,14 +41,7 @@ def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str
     """
     name = f"{model_version}\x1f{customer_id}\x1f{invoice_id}"
     digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
-    h = bytearray(digest[:16])
-    h[6] = (h[6] & 0x0F) | 0x50  # version 5
-    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+    return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 class OnlineScore(BaseModel):

@@ -26,6 +26,7 @@ import faust
 from stream.consumer import KafkaPublisher, ScoringLoop, kafka_producer
 from stream.learner import install_learner
 from stream.processor import BatchProcessor, Outcome, RawEvent
+from stream.retry import retry_until_done
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ def create_app(
         raise RuntimeError("the scoring loop publishes only once the worker has started")
 
     loop = ScoringLoop(settings, processor, publish or not_started)  # type: ignore[arg-type]
+    if processor is not None:  # first of all: a prefix written in another format stops here
+        loop.before_start.append(lambda: retry_until_done(
+            processor.store.check_format, "check_state_format", processor.backoff))
 
     def count(outcome: Outcome, raws: list[RawEvent]) -> None:
         totals.update(outcome.counts)

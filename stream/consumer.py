@@ -172,13 +172,7 @@ class ScoringLoop(ConsumerRebalanceListener):
     async def run(self) -> None:
         """Batch N+1 is validated and scored while Redis applies batch N, and Redis applies
         N+1 while N's outputs are acknowledged; the applies, the publishes and the offsets stay
-        in batch order. `seconds` adds up where the time went.
-
-        Raises `StateFormatError` at once if Redis holds state in another format."""
-        store = getattr(self.processor, "store", None)
-        if store is not None:
-            await retry_until_done(store.check_format, "check_state_format",
-                                   getattr(self.processor, "backoff", Backoff()))
+        in batch order. `seconds` adds up where the time went."""
         for prepare in self.before_start:
             await prepare()
         consumer = self.consumer = self.make_consumer()

@@ -75,6 +75,11 @@ class Settings:
                 values[attr] = raw
         return cls(**values)  # type: ignore[arg-type]
 
+    @property
+    def worker_topics(self) -> list[str]:
+        """The worker's topics: invoices, scores, dead letters, drift (in that order)."""
+        return [self.topic_invoices, self.topic_scores, self.topic_dlq, self.topic_drift]
+
 
 def defaults() -> dict[str, str]:
     """Environment variable -> default value."""

@@ -53,13 +53,13 @@ MICROS = 1_000_000
 MAX_INVOICE_MONEY = 1e9
 #: how this version writes the state: 2 = money in micro-units (1 had float strings)
 STATE_FORMAT = "2"
+LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
+#: The longest wait for one round trip's replies (redis-py's own default socket timeout).
+REPLY_TIMEOUT_S = 5.0
 
 
 class StateFormatError(RuntimeError):
     """The Redis prefix holds state written in another format (see the module docstring)."""
-LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
-#: The longest wait for one round trip's replies (redis-py's own default socket timeout).
-REPLY_TIMEOUT_S = 5.0
 
 
 @dataclass(slots=True)  # not frozen: its __init__ would cost 3x, and it runs once per invoice

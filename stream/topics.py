@@ -69,8 +69,7 @@ async def ensure_worker_topics(settings: Settings) -> list[str]:
 
     return await ensure_topics(
         settings.kafka_bootstrap,
-        [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
-         settings.topic_drift],
+        settings.worker_topics,
         settings.partitions,
         {"max.message.bytes": str(MAX_OUTPUT_BYTES)},
     )

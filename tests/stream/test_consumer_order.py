@@ -25,14 +25,28 @@ class StepRecorder:
         return Outcome()
 
 
-def _gated_loop(log: list[str], gates: dict[int, object]) -> ScoringLoop:
-    """A loop whose publish of batch n waits for `gates[n]` (an asyncio.Event) and then
-    raises if that event's `fail` attribute is set."""
+class Gate(asyncio.Event):
+    """When batch n's publish may finish; `fail`: it then raises instead."""
+
+    fail = False
+
+
+def _gates(n: int, *, opened: bool = False, failing: tuple[int, ...] = ()) -> dict[int, Gate]:
+    gates = {i: Gate() for i in range(n)}
+    for i, gate in gates.items():
+        gate.fail = i in failing
+        if opened:
+            gate.set()
+    return gates
+
+
+def _gated_loop(log: list[str], gates: dict[int, Gate]) -> ScoringLoop:
+    """A loop whose publish of batch n waits for `gates[n]`."""
     async def publish(outcome: Outcome) -> None:
         n = len([x for x in log if x.endswith("started")])
         log.append(f"publish {n} started")
         await gates[n].wait()
-        if getattr(gates[n], "fail", False):
+        if gates[n].fail:
             raise RuntimeError(f"publish {n} failed")
         log.append(f"publish {n} done")
 
@@ -41,7 +55,7 @@ def _gated_loop(log: list[str], gates: dict[int, object]) -> ScoringLoop:
 
 async def test_the_next_redis_step_overlaps_the_previous_publish_in_batch_order() -> None:
     log: list[str] = []
-    gates = {0: asyncio.Event(), 1: asyncio.Event()}
+    gates = _gates(2)
     loop = _gated_loop(log, gates)
     batch = [[RawEvent(b"", None, "t", 0, o)] for o in (0, 1)]
     # (deadlines: a loop that waited for the publish before returning would hang here)
@@ -65,10 +79,7 @@ async def test_the_next_redis_step_overlaps_the_previous_publish_in_batch_order(
 
 async def test_a_failed_publish_fails_the_next_step_and_commits_nothing_after_it() -> None:
     log: list[str] = []
-    gates = {0: asyncio.Event()}
-    gates[0].fail = True  # type: ignore[attr-defined]
-    gates[0].set()
-    loop = _gated_loop(log, gates)
+    loop = _gated_loop(log, _gates(1, opened=True, failing=(0,)))
     first, second = ([RawEvent(b"", None, "t", 0, o)] for o in (0, 1))
     await asyncio.wait_for(loop._store("0", first), 5)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="publish 0 failed"):
@@ -80,10 +91,7 @@ async def test_committable_offsets_never_move_backwards() -> None:
     """A partition revoked and assigned again is read again from its committed offset while a
     later batch of it may still be in flight: the lower offsets must not replace the higher."""
     log: list[str] = []
-    gates = {0: asyncio.Event(), 1: asyncio.Event()}
-    gates[0].set()
-    gates[1].set()
-    loop = _gated_loop(log, gates)
+    loop = _gated_loop(log, _gates(2, opened=True))
     later = [RawEvent(b"", None, "t", 0, o) for o in (10, 11)]
     again = [RawEvent(b"", None, "t", 0, o) for o in (5, 6)]
     await asyncio.wait_for(loop._store("0", later), 5)  # type: ignore[arg-type]
@@ -139,7 +147,7 @@ class Preparing(StepRecorder):
         return Prepared(raws[0].offset)
 
 
-def _running_loop(log: list[str], gates: dict[int, object], batches: list[list[int]],
+def _running_loop(log: list[str], gates: dict[int, Gate], batches: list[list[int]],
                   monkeypatch: pytest.MonkeyPatch) -> tuple[ScoringLoop, FakeConsumer]:
     loop = _gated_loop(log, gates)
     loop.processor = Preparing(log)  # type: ignore[assignment]
@@ -151,11 +159,8 @@ def _running_loop(log: list[str], gates: dict[int, object], batches: list[list[i
 async def test_a_failed_publish_stops_the_running_loop_and_commits_nothing_after_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    gates = {n: asyncio.Event() for n in range(3)}
-    for g in gates.values():
-        g.set()
-    gates[1].fail = True  # type: ignore[attr-defined]
-    loop, consumer = _running_loop(log, gates, [[0, 1], [2, 3], [4, 5]], monkeypatch)
+    loop, consumer = _running_loop(log, _gates(3, opened=True, failing=(1,)),
+                                   [[0, 1], [2, 3], [4, 5]], monkeypatch)
     with pytest.raises(RuntimeError, match="publish 1 failed"):
         await asyncio.wait_for(loop.run(), 5)
     assert consumer.stopped.is_set()
@@ -167,13 +172,15 @@ async def test_a_failed_publish_stops_the_running_loop_and_commits_nothing_after
 async def test_a_stopped_loop_commits_what_was_published(
         monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    gates = {n: asyncio.Event() for n in range(2)}
-    for g in gates.values():
-        g.set()
-    loop, consumer = _running_loop(log, gates, [[0, 1], [2, 3]], monkeypatch)
+    loop, consumer = _running_loop(log, _gates(2, opened=True), [[0, 1], [2, 3]], monkeypatch)
     task = asyncio.create_task(loop.run())
     await asyncio.wait_for(consumer.drained.wait(), 5)
-    await asyncio.sleep(0.05)  # let the last publish finish
+
+    async def last_publish_done() -> None:
+        while "publish 1 done" not in log:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(last_publish_done(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

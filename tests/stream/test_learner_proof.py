@@ -88,8 +88,7 @@ async def _run(events: list[InvoiceEvent], bundle: Path, env: dict[str, str], tm
     prefix = env["BASKETCAST_REDIS_PREFIX"]
     settings = Settings.from_env(env)
     await ensure_worker_topics(settings)  # the worker's own topic definitions
-    topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
-              settings.topic_drift]
+    topics = settings.worker_topics
     t0 = time.perf_counter()
     log = tmp / "worker.log"
     worker = _start_worker(env, bundle, log)

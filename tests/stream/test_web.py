@@ -75,8 +75,7 @@ async def test_health_customers_metrics_and_resume_after_restart(
     port = int(env["BASKETCAST_WEB_PORT"])
     settings = Settings.from_env(env)
     await ensure_worker_topics(settings)  # the worker's own topic definitions
-    topics = [settings.topic_invoices, settings.topic_scores, settings.topic_dlq,
-              settings.topic_drift]
+    topics = settings.worker_topics
     part_a, part_b = log_events[:9000], log_events[9000:10000]  # Dec 2009 - mid 2010
     await produce(part_a, kafka_bootstrap, topics[0], progress=False)
     log = tmp_path / "worker.log"
