@@ -106,8 +106,13 @@ def invoice_op(ev: Invoice, categories: LineCategories) -> InvoiceOp:
     total: float = 0
     items = 0
     cats: dict[int, float] = {}
-    lines = () if ev.is_adjustment else ev.lines  # an adjustment counts toward nothing
+    # the contract's is_cancellation / is_adjustment (`invoice_id.upper().startswith(...)`)
+    # from the id's first character alone: str.upper maps character by character
+    head = ev.invoice_id[:1].upper()
+    adjustment = head.startswith("A")
+    lines = () if adjustment else ev.lines  # an adjustment counts toward nothing
     by_code = categories.by_code.get
+    spent = cats.get
     for line in dict.fromkeys(lines):  # a repeated line once (lines are frozen, hashable)
         price = line.unit_price
         if price <= 0:
@@ -122,20 +127,15 @@ def invoice_op(ev: Invoice, categories: LineCategories) -> InvoiceOp:
         amount = quantity * price
         total += amount
         items += quantity
-        cats[cat] = cats.get(cat, 0.0) + amount
-    if ev.is_cancellation:
+        cats[cat] = spent(cat, 0.0) + amount
+    if head.startswith("C"):
         kind = "C"
-    elif ev.is_adjustment:
+    elif adjustment:
         kind = "A"
     else:
         kind = "P" if total > 0 else "O"
-    counted = kind in ("P", "C")  # == counts_toward_spend(ev)
-    return InvoiceOp(
-        customer_id=ev.customer_id,
-        invoice_id=ev.invoice_id,
-        ts=event_time(ev.invoiced_at),
-        kind=kind,
-        spend=float(total) if counted else 0.0,
-        items=items if counted else 0,
-        category_spend=cats if counted else {},
-    )
+    counted = kind == "P" or kind == "C"  # == counts_toward_spend(ev)
+    # positional: keywords cost a dict per call
+    return InvoiceOp(ev.customer_id, ev.invoice_id, event_time(ev.invoiced_at), kind,
+                     float(total) if counted else 0.0, items if counted else 0,
+                     cats if counted else {})

@@ -94,8 +94,9 @@ class InvoiceOp:
         >>> InvoiceOp("7", "1", 1.5, "P", 2e9, 3, {2: 2e9}).money_in_range()
         False
         """
-        return abs(self.spend) <= MAX_INVOICE_MONEY and all(
-            abs(a) <= MAX_INVOICE_MONEY for a in self.category_spend.values())
+        cats = self.category_spend.values()
+        return abs(self.spend) <= MAX_INVOICE_MONEY and (not cats or (
+            max(cats) <= MAX_INVOICE_MONEY and min(cats) >= -MAX_INVOICE_MONEY))
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from offline.events import (
     product_lines,
 )
 from stream.aggregates import LineCategories, invoice_op
-from stream.fast_invoice import decode
+from stream.fast_invoice import FastInvoice, FastLine, decode
 from stream.replay import encode, load_events
+from stream.store import InvoiceOp
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,28 @@ def test_invoice_kind_agrees_with_offline_on_the_whole_log(log_events: list) -> 
         kind = invoice_op(ev, LineCategories(lambda code, desc: 0)).kind
         assert (kind == "P") == is_first_purchase_candidate(ev), ev.invoice_id
         assert (kind in ("P", "C")) == counts_toward_spend(ev), ev.invoice_id
+
+
+@pytest.mark.parametrize("invoice_id", [
+    "489434", "C489434", "c489434", "A563185", "a563185", "ß1", "ﬀ1", "Ç1", "", "C", "a"])
+def test_invoice_kind_reads_the_contracts_prefixes(invoice_id: str) -> None:
+    """The kind comes from the id's first character: the same answer as the contract's
+    `invoice_id.upper().startswith(...)`, whatever the case or script of that character."""
+    ev = FastInvoice(invoice_id=invoice_id, customer_id="7", invoiced_at=datetime(2010, 1, 4),
+                     lines=(FastLine(stock_code="85048", quantity=2, unit_price=1.5),))
+    kind = invoice_op(ev, LineCategories(lambda code, desc: 0)).kind
+    assert (kind == "C") == invoice_id.upper().startswith("C")
+    assert (kind == "A") == invoice_id.upper().startswith("A")
+    assert (kind == "P") == (not invoice_id.upper().startswith(("A", "C")))
+
+
+@pytest.mark.parametrize("spend, cats, ok", [
+    (5.0, {}, True), (5.0, {0: 5.0}, True), (0.0, {0: 1e9, 1: -1e9}, True),
+    (0.0, {0: 2e9, 1: -2e9}, False), (-1.0, {0: 1.0, 1: -2e9}, False), (2e9, {0: 2e9}, False),
+    (-2e9, {}, False)])
+def test_money_in_range_checks_the_spend_and_every_category(
+        spend: float, cats: dict[int, float], ok: bool) -> None:
+    assert InvoiceOp("7", "1", 0.0, "P", spend, 1, cats).money_in_range() is ok
 
 
 def test_invoice_op_follows_offline_rules(events: list) -> None:
