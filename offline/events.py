@@ -45,8 +45,15 @@ def product_lines(ev: InvoiceEvent) -> list[InvoiceLine]:
 
 
 def clean_total(ev: InvoiceEvent) -> float:
-    """Net value of the clean product lines (negative for a cancellation)."""
-    return float(sum(line.quantity * line.unit_price for line in product_lines(ev)))
+    """Net value of the clean product lines (negative for a cancellation).
+
+    Added left to right, as the stream's line pass adds them (`stream.aggregates`): from
+    Python 3.12 on, `sum()` of floats compensates rounding, and a nearly cancelling invoice
+    could then be a purchase on one side and not on the other."""
+    total: float = 0
+    for line in product_lines(ev):
+        total += line.quantity * line.unit_price
+    return float(total)
 
 
 def is_first_purchase_candidate(ev: InvoiceEvent) -> bool:

@@ -147,6 +147,9 @@ class ScoringLoop(ConsumerRebalanceListener):
         self.seconds: dict[str, float] = dict.fromkeys(LOOP_PHASES, 0.0)
         #: the last stored batch's publish (outputs, hooks, then its offsets), in batch order
         self._publishing: asyncio.Task[None] | None = None
+        #: per partition, how many times it was revoked: a batch read before a revoke must not
+        #: make its offsets committable after it (see `_publish`)
+        self._revocations: dict[TopicPartition, int] = {}
 
     async def handle(self, raws: list[RawEvent]) -> Outcome:
         """Process and publish one batch; its offsets may be committed when this returns."""
@@ -192,6 +195,7 @@ class ScoringLoop(ConsumerRebalanceListener):
                 seconds["fetch"] += t1 - t0
                 records = [r for recs in batch.values() for r in recs]
                 if records:
+                    revocations = {tp: self._revocations.get(tp, 0) for tp in batch}
                     raws = raw_events(records)
                     prepared = await self.processor.prepare(raws)
                     t2 = clock()
@@ -205,7 +209,7 @@ class ScoringLoop(ConsumerRebalanceListener):
                             # stored: a failed "first purchase" may not be one; read again.
                             prepared = await self.processor.prepare(raws)
                             seconds["prepare"] += clock() - t3
-                    storing = asyncio.create_task(self._store(prepared, raws))
+                    storing = asyncio.create_task(self._store(prepared, raws, revocations))
                     t5 = clock()
                     await asyncio.sleep(0)  # the store sends its pipeline before the next batch
                     seconds["store_send"] += clock() - t5
@@ -239,7 +243,8 @@ class ScoringLoop(ConsumerRebalanceListener):
                 await consumer.stop()
                 log.info("event=scoring_loop_stopped")
 
-    async def _store(self, prepared: Prepared, raws: list[RawEvent]) -> None:
+    async def _store(self, prepared: Prepared, raws: list[RawEvent],
+                     revocations: dict[TopicPartition, int] | None = None) -> None:
         """The batch's Redis step; then its publish is queued behind the previous batch's
         (which it waits for, so one batch's outputs at most are in flight behind this one; a
         failed publish fails this step too, and with it the loop)."""
@@ -247,14 +252,21 @@ class ScoringLoop(ConsumerRebalanceListener):
         previous = self._publishing
         if previous is not None:
             await previous
-        self._publishing = asyncio.create_task(self._publish(outcome, raws))
+        self._publishing = asyncio.create_task(self._publish(outcome, raws, revocations))
 
-    async def _publish(self, outcome: Outcome, raws: list[RawEvent]) -> None:
+    async def _publish(self, outcome: Outcome, raws: list[RawEvent],
+                       revocations: dict[TopicPartition, int] | None = None) -> None:
+        """Publish, then make the batch's offsets committable; `revocations`: each partition's
+        revocation count when the batch was read (None: not checked)."""
         await self._published(outcome, raws)
         uncommitted = self._uncommitted
         for tp, offset in next_offsets(raws).items():
-            # never backwards: a partition revoked and assigned again is read again from its
-            # committed offset while a later batch of it may still be in flight
+            if revocations is not None and (
+                    self._revocations.get(tp, 0) != revocations.get(tp, 0)):
+                # revoked since it was read: whoever owns it now reads it again from the
+                # committed offset, which may be below this one or already beyond it
+                continue
+            # never backwards (a guard: one assignment's batches come in offset order)
             if offset > uncommitted.get(tp, -1):
                 uncommitted[tp] = offset
 
@@ -297,6 +309,7 @@ class ScoringLoop(ConsumerRebalanceListener):
         await self.commit()
         for tp in revoked:
             self.committed.pop(tp, None)
+            self._revocations[tp] = self._revocations.get(tp, 0) + 1
         log.info("event=partitions_revoked partitions=%s",
                  sorted(tp.partition for tp in revoked))
 

@@ -100,6 +100,28 @@ async def test_committable_offsets_never_move_backwards() -> None:
     assert loop._uncommitted == {TopicPartition("t", 0): 12}
 
 
+async def test_offsets_read_before_a_revoke_are_not_committable_after_it() -> None:
+    """A partition revoked while a batch of it is in flight, then assigned again: the batch's
+    offsets are dropped (its new owner reads on from the committed offset, which may be lower
+    or, after another worker's commits, higher); batches read after the assignment count."""
+    log: list[str] = []
+    gates = _gates(2)
+    loop = _gated_loop(log, gates)
+    tp = TopicPartition("t", 0)
+    in_flight = [RawEvent(b"", None, "t", 0, o) for o in (200, 201)]
+    await asyncio.wait_for(loop._store("0", in_flight, {tp: 0}), 5)  # type: ignore[arg-type]
+    await loop.on_partitions_revoked({tp})
+    await loop.on_partitions_assigned({tp})
+    gates[0].set()
+    await asyncio.wait_for(loop._publishing, 5)  # type: ignore[arg-type]
+    assert "publish 0 done" in log and not loop._uncommitted
+    read_again = [RawEvent(b"", None, "t", 0, o) for o in (100, 101)]
+    await asyncio.wait_for(loop._store("1", read_again, {tp: 1}), 5)  # type: ignore[arg-type]
+    gates[1].set()
+    await asyncio.wait_for(loop._publishing, 5)  # type: ignore[arg-type]
+    assert loop._uncommitted == {tp: 102}
+
+
 class FakeConsumer:
     """What `ScoringLoop.run` asks of aiokafka's consumer: batches of records from one
     partition, then nothing; commits recorded."""
@@ -187,3 +209,30 @@ async def test_a_stopped_loop_commits_what_was_published(
     assert consumer.stopped.is_set()
     assert consumer.commits[-1] == {TopicPartition("t", 0): 4}
     assert log.count("publish 1 done") == 1
+
+
+async def test_the_running_loop_drops_a_batch_revoked_in_flight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` reads the revocation count with each batch: the batch whose publish was in flight
+    when its partition was revoked (and assigned again) is not committed on stop."""
+    log: list[str] = []
+    gates = _gates(1)
+    loop, consumer = _running_loop(log, gates, [[10, 11]], monkeypatch)
+    task = asyncio.create_task(loop.run())
+
+    async def logged(line: str) -> None:
+        while line not in log:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(logged("publish 0 started"), 5)
+    tp = TopicPartition("t", 0)
+    await loop.on_partitions_revoked({tp})
+    await loop.on_partitions_assigned({tp})
+    gates[0].set()
+    await asyncio.wait_for(logged("publish 0 done"), 5)
+    await asyncio.wait_for(consumer.drained.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert consumer.stopped.is_set()
+    assert all(tp not in c for c in consumer.commits), consumer.commits
