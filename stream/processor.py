@@ -72,6 +72,7 @@ class Prepared:
 
     outcome: Outcome
     ops: list[InvoiceOp] = field(default_factory=list)
+    sources: list[RawEvent] = field(default_factory=list)  # each op's record, for dead letters
     partitions: dict[int, float] = field(default_factory=dict)
     failures: int = 0  # first purchases the model could not score (dead-lettered)
 
@@ -124,8 +125,13 @@ class BatchProcessor:
             return out
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
         maturing: dict[str, float] = {}
-        for op, res in zip(ops, results, strict=True):
+        for op, source, res in zip(ops, prepared.sources, results, strict=True):
             out.counts[res.status] += 1
+            if res.status == "overflow":
+                self._dead_letter(out, source, "invalid", (
+                    f"customer {op.customer_id}'s spend (or a category's) would leave the "
+                    "state's 64-bit micro-units; nothing of this invoice was stored"))
+                continue
             if res.status in ("first", "dup_first") and res.score_json:
                 out.scores.append((op.customer_id, res.score_json))
                 # the stored score's due time, known unless an earlier delivery stored it
@@ -182,6 +188,7 @@ class BatchProcessor:
                     op = replace(op, score_json=s.score_json, features_json=s.features_json,
                                  due=s.due)
             prepared.ops.append(op)
+            prepared.sources.append(raw)
 
     def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:
         dl = DeadLetter.from_raw(

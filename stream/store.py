@@ -20,7 +20,8 @@ the log's currency): sums of integers are exact and do not depend on the order t
 arrive in, and Redis adds them ~20 % cheaper than floats (HINCRBYFLOAT parses and prints
 long doubles). `CustomerStore.customer` gives them back as floats. An invoice's spend and each
 category's must lie within +-`MAX_INVOICE_MONEY` (the processor dead-letters the rest): a
-customer's 64-bit totals then hold over 9,000 such invoices.
+customer's 64-bit totals then hold over 9,000 such invoices. Beyond that the script keeps
+nothing of the invoice and answers `overflow`, which the processor dead-letters too.
 
 `{prefix}state_format` says how the state is written (`STATE_FORMAT`). The worker refuses a
 prefix written by another format (`CustomerStore.check_format`) instead of mixing the two: state
@@ -101,7 +102,7 @@ class InvoiceOp:
 
 @dataclass(slots=True)
 class Applied:
-    status: str  # first | dup_first | dup | cancel_unknown | applied
+    status: str  # first | dup_first | dup | cancel_unknown | applied | overflow
     score_json: str | None = None
 
 

@@ -155,6 +155,42 @@ async def test_an_invoice_beyond_the_states_money_range_is_dead_lettered(
     assert [s.invoice_id for s in harness.scores] == ["901"]
 
 
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize("full", ["spend", "category", "horizon spend"])
+async def test_an_invoice_that_would_overflow_the_state_is_dead_lettered_whole(
+        harness: Harness, full: str) -> None:
+    """A customer's 64-bit micro-units full (thousands of invoices at the per-invoice limit):
+    the next invoice is dead-lettered and nothing of it is kept, even the adds the script made
+    before the one Redis refused; the invoice after it is applied as usual."""
+    await harness.put(invoice_json("900", "7", lines=[("85048", 1, 10.0)]))  # first purchase
+    store = harness.store
+    cust, _, cats = store.keys("7")
+    category = str(harness.bundle.category_of("85048", None))
+    if full == "spend":
+        await store.redis.hset(cust, "spend_micros", INT64_MAX - 5)
+    elif full == "category":
+        await store.redis.hset(cats, category, INT64_MAX - 5)
+    else:
+        await store.redis.hset(cust, "h_spend_micros", INT64_MAX - 5)
+    before = (await store.redis.hgetall(cust), await store.redis.hgetall(cats))
+    await harness.put(invoice_json("901", "7", when="2010-02-01T10:00:00",
+                                   lines=[("85048", 1, 10.0)]))
+    assert [d.reason for d in harness.dead_letters] == ["invalid"]
+    assert "64-bit" in harness.dead_letters[0].error
+    assert harness.dead_letters[0].source_offset == 1  # the record itself, to replay
+    assert json.loads(harness.dead_letters[0].raw_value())["invoice_id"] == "901"
+    assert (await store.redis.hgetall(cust), await store.redis.hgetall(cats)) == before
+    state = await store.customer("7")
+    assert state is not None and state["invoices"] == ["900"]
+    await harness.put(invoice_json("C902", "7", when="2010-02-02T10:00:00",
+                                   lines=[("85048", -1, 10.0)]))
+    state = await store.customer("7")
+    assert state is not None and sorted(state["invoices"]) == ["900", "C902"]
+    assert len(harness.dead_letters) == 1 and harness.count("overflow") == 1
+
+
 async def test_guest_is_counted_and_skipped(harness: Harness) -> None:
     await harness.put(invoice_json("489436", None), key=None)
     assert harness.count("guests") == 1 and harness.scores == [] and harness.dead_letters == []
