@@ -9,7 +9,10 @@ and held throughput to ~2,500 invoices/s. Here one `getmany` is one micro-batch.
 Delivery: at least once, made effectively once by the idempotent Lua script and the
 deterministic `event_id`. A batch's offsets are committed only after its Redis step succeeded
 and the broker acknowledged every output record; a commit is deferred to at most
-`COMMIT_INTERVAL_S`, and is forced when partitions are revoked and on stop.
+`COMMIT_INTERVAL_S`, and is forced when partitions are revoked and on stop. A batch still in
+flight when its partition is revoked is finished (its outputs are duplicates at worst) but its
+offsets are dropped, even if the partition comes back: its owner reads on from the committed
+offset, so a commit never moves backwards.
 
 Pipelining: batch N+1 is validated and scored while Redis applies batch N, and Redis applies
 N+1 while the broker acknowledges N's outputs. Outputs are published, and offsets become
