@@ -247,7 +247,7 @@ class ScoringLoop(ConsumerRebalanceListener):
                 log.info("event=scoring_loop_stopped")
 
     async def _store(self, prepared: Prepared, raws: list[RawEvent],
-                     revocations: dict[TopicPartition, int] | None = None) -> None:
+                     revocations: dict[TopicPartition, int]) -> None:
         """The batch's Redis step; then its publish is queued behind the previous batch's
         (which it waits for, so one batch's outputs at most are in flight behind this one; a
         failed publish fails this step too, and with it the loop)."""
@@ -258,14 +258,13 @@ class ScoringLoop(ConsumerRebalanceListener):
         self._publishing = asyncio.create_task(self._publish(outcome, raws, revocations))
 
     async def _publish(self, outcome: Outcome, raws: list[RawEvent],
-                       revocations: dict[TopicPartition, int] | None = None) -> None:
+                       revocations: dict[TopicPartition, int]) -> None:
         """Publish, then make the batch's offsets committable; `revocations`: each partition's
-        revocation count when the batch was read (None: not checked)."""
+        revocation count when the batch was read."""
         await self._published(outcome, raws)
         uncommitted = self._uncommitted
         for tp, offset in next_offsets(raws).items():
-            if revocations is not None and (
-                    self._revocations.get(tp, 0) != revocations.get(tp, 0)):
+            if self._revocations.get(tp, 0) != revocations.get(tp, 0):
                 # revoked since it was read: whoever owns it now reads it again from the
                 # committed offset, which may be below this one or already beyond it
                 continue

@@ -59,10 +59,10 @@ async def test_the_next_redis_step_overlaps_the_previous_publish_in_batch_order(
     loop = _gated_loop(log, gates)
     batch = [[RawEvent(b"", None, "t", 0, o)] for o in (0, 1)]
     # (deadlines: a loop that waited for the publish before returning would hang here)
-    await asyncio.wait_for(loop._store("0", batch[0]), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(loop._store("0", batch[0], {}), 5)  # type: ignore[arg-type]
     await asyncio.sleep(0)
     assert log == ["store 0", "publish 0 started"]
-    second = asyncio.create_task(loop._store("1", batch[1]))  # type: ignore[arg-type]
+    second = asyncio.create_task(loop._store("1", batch[1], {}))  # type: ignore[arg-type]
     await asyncio.sleep(0)
     # batch 1's Redis step ran while batch 0's outputs are in flight; nothing committable yet
     assert log == ["store 0", "publish 0 started", "store 1"] and not loop._uncommitted
@@ -81,9 +81,9 @@ async def test_a_failed_publish_fails_the_next_step_and_commits_nothing_after_it
     log: list[str] = []
     loop = _gated_loop(log, _gates(1, opened=True, failing=(0,)))
     first, second = ([RawEvent(b"", None, "t", 0, o)] for o in (0, 1))
-    await asyncio.wait_for(loop._store("0", first), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(loop._store("0", first, {}), 5)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="publish 0 failed"):
-        await asyncio.wait_for(loop._store("1", second), 5)  # type: ignore[arg-type]
+        await asyncio.wait_for(loop._store("1", second, {}), 5)  # type: ignore[arg-type]
     assert not loop._uncommitted
 
 
@@ -94,8 +94,8 @@ async def test_committable_offsets_never_move_backwards() -> None:
     loop = _gated_loop(log, _gates(2, opened=True))
     later = [RawEvent(b"", None, "t", 0, o) for o in (10, 11)]
     again = [RawEvent(b"", None, "t", 0, o) for o in (5, 6)]
-    await asyncio.wait_for(loop._store("0", later), 5)  # type: ignore[arg-type]
-    await asyncio.wait_for(loop._store("1", again), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(loop._store("0", later, {}), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(loop._store("1", again, {}), 5)  # type: ignore[arg-type]
     await asyncio.wait_for(loop._publishing, 5)  # type: ignore[arg-type]
     assert loop._uncommitted == {TopicPartition("t", 0): 12}
 
