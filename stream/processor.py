@@ -5,7 +5,8 @@ Two phases, so the loop can prepare a batch while Redis still applies the previo
 
     prepare: validate -> dead letters | guests (counted) | customers' invoices
              -> the script calls (one pass over each invoice's lines)
-             -> which purchases' customers have no first purchase yet (one pipelined read)
+             -> which purchases' customers have no first purchase yet (one pipelined read
+                of the customers not already seen with one)
              -> score those first purchases (one model call), attach the scores
     store:   apply every invoice with the Lua script (one pipeline)
              -> register scored customers for label maturation, advance the watermarks
@@ -27,7 +28,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -40,6 +41,9 @@ from stream.validate import Invoice, Rejection, validate
 
 log = logging.getLogger(__name__)
 
+#: customers remembered with a stored first purchase (a set of ids, ~100 bytes each); past
+#: it the set starts again empty and fills from the reads
+MAX_KNOWN_FIRST = 500_000
 #: invoices validated (or summed up) between two turns of the event loop: under a millisecond
 #: of CPU (decoding ~7 us an invoice, the line pass ~5 us)
 TURN_EVERY = 100
@@ -89,6 +93,11 @@ class BatchProcessor:
         self.scorer = scorer
         self.line_categories = LineCategories(scorer.category_of, scorer.known_categories)
         self.backoff = backoff or Backoff()
+        #: customers seen with a stored first purchase, while the store's `epoch` is
+        #: `_with_first_epoch`: a fact that stays true while Redis keeps its state, so their
+        #: later purchases need no read (most invoices are a known customer's)
+        self._with_first: set[str] = set()
+        self._with_first_epoch = store.epoch
 
     async def process(self, raws: Sequence[RawEvent]) -> Outcome:
         """One batch, start to end: `prepare`, then `store`."""
@@ -123,7 +132,10 @@ class BatchProcessor:
         out, ops = prepared.outcome, prepared.ops
         if not ops and not prepared.partitions:
             return out
+        epoch = self.store.epoch
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
+        self._remember_first((op.customer_id for op, res in zip(ops, results, strict=True)
+                              if res.status in ("first", "dup_first")), epoch)
         maturing: dict[str, float] = {}
         for op, source, res in zip(ops, prepared.sources, results, strict=True):
             out.counts[res.status] += 1
@@ -167,15 +179,19 @@ class BatchProcessor:
             # per-partition watermarks (the learner matures labels up to their minimum)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts
-        candidates = [op.customer_id for _, _, op in ops if op.kind == "P"]
+        with_first, epoch = self._customers_with_first()
+        candidates = [op.customer_id for _, _, op in ops
+                      if op.kind == "P" and op.customer_id not in with_first]
         known = await retry_until_done(
             lambda: self.store.have_first_purchase(candidates), "read_first_purchases",
             self.backoff,
         )
+        self._remember_first((cid for cid, has in known.items() if has), epoch)
         first: dict[str, Invoice] = {}
         for _, ev, op in ops:  # in offset order: per customer, in time order
-            if op.kind == "P" and not known[op.customer_id] and op.customer_id not in first:
-                first[op.customer_id] = ev
+            cid = op.customer_id
+            if op.kind == "P" and known.get(cid) is False and cid not in first:
+                first[cid] = ev
         scored, failed = self.scorer.score(list(first.values()))
         for raw, ev, op in ops:
             if first.get(op.customer_id) is ev:
@@ -189,6 +205,21 @@ class BatchProcessor:
                                  due=s.due)
             prepared.ops.append(op)
             prepared.sources.append(raw)
+
+    def _customers_with_first(self) -> tuple[set[str], int]:
+        """The customers known to have a stored first purchase, and the store epoch they hold
+        for; emptied when Redis may have lost state since, or when `MAX_KNOWN_FIRST` are kept.
+        """
+        epoch = self.store.epoch
+        if epoch != self._with_first_epoch or len(self._with_first) >= MAX_KNOWN_FIRST:
+            self._with_first, self._with_first_epoch = set(), epoch
+        return self._with_first, epoch
+
+    def _remember_first(self, customer_ids: Iterable[str], epoch: int) -> None:
+        """Keep customers a reply showed with a stored first purchase, unless Redis may have
+        lost state since the call (`epoch`) was made."""
+        if epoch == self.store.epoch == self._with_first_epoch:
+            self._with_first.update(customer_ids)
 
     def _dead_letter(self, out: Outcome, raw: RawEvent, reason: str, error: str) -> None:
         dl = DeadLetter.from_raw(

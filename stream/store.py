@@ -117,6 +117,10 @@ class CustomerStore:
         self.redis = redis
         self.prefix = prefix if not prefix or prefix.endswith(":") else prefix + ":"
         self._sha: str | None = None
+        #: bumped whenever Redis may have lost state unseen (a call failed and its connection
+        #: was dropped, or the script cache was found empty): what a caller kept from earlier
+        #: replies may be stale
+        self.epoch = 0
 
     def keys(self, customer_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}cust:{{{customer_id}}}"
@@ -169,6 +173,7 @@ class CustomerStore:
         try:
             raw = await self._apply(ops)
         except NoScriptError:  # Redis restarted and lost its script cache
+            self.epoch += 1
             await self.load_script()
             raw = await self._apply(ops)
         return [Applied(_text(r[0]), _text(r[1]) if len(r) > 1 else None) for r in raw]
@@ -218,6 +223,7 @@ class CustomerStore:
                 await _read_replies(conn, len(commands), replies)
                 error = next((r for r in replies if isinstance(r, ResponseError)), None)
         except BaseException:
+            self.epoch += 1
             await conn.disconnect(nowait=True)
             raise
         finally:

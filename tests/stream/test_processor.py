@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from stream_fakes import FakeBundle, invoice_json
 
 import stream.processor as processor_module
+import stream.store as store_module
 from schemas.scored import CustomerScored
 from stream.processor import TURN_EVERY, BatchProcessor, RawEvent
 from stream.retry import Backoff
@@ -122,6 +123,74 @@ async def test_a_flushed_script_is_loaded_again_on_the_same_connections(
     assert out.counts["first"] == 2 and out.counts["dup_first"] == 1
     known = await proc.store.have_first_purchase(["a", "b", "c", "zz"])
     assert known == {"a": True, "b": True, "c": True, "zz": False}
+
+
+class ReadCountingStore(CustomerStore):
+    """Records the customers each first-purchase read asks about."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        super().__init__(redis, prefix)
+        self.reads: list[list[str]] = []
+
+    async def have_first_purchase(self, ids):  # type: ignore[override]
+        ids = list(ids)
+        self.reads.append(sorted(set(ids)))
+        return await super().have_first_purchase(ids)
+
+
+async def test_a_customer_seen_with_a_first_purchase_is_not_read_again(
+        client: aioredis.Redis, unique_id: str) -> None:
+    """Most invoices are a known customer's: once a read or the script showed a stored first
+    purchase, the customer's later purchases need no read, and are still not scored."""
+    bundle = FakeBundle()
+    store = ReadCountingStore(client, unique_id)
+    proc = BatchProcessor(store, Scorer(bundle))
+    first = await proc.process(raws(invoice_json("1", "a"), invoice_json("2", "b")))
+    assert first.counts["first"] == 2 and store.reads == [["a", "b"]]
+    later = await proc.process(raws(invoice_json("3", "a", "2010-02-01"),
+                                    invoice_json("4", "c"), invoice_json("1", "a")))
+    assert store.reads[1] == ["c"]  # a: neither its repeat nor its re-delivered first
+    assert later.counts["applied"] == 1 and later.counts["first"] == 1
+    assert later.counts["dup_first"] == 1 and [cid for cid, _ in later.scores] == ["c", "a"]
+    assert bundle.calls == 2  # b and a once, then c
+    # another worker (or a restart) knows nothing yet: it reads, and finds the stored ones
+    other = BatchProcessor(ReadCountingStore(client, unique_id), Scorer(bundle))
+    again = await other.process(raws(invoice_json("5", "a", "2010-03-01")))
+    assert other.store.reads == [["a"]] and again.counts["applied"] == 1 and not again.scores
+
+
+async def test_customers_are_read_again_when_redis_may_have_lost_state(
+        client: aioredis.Redis, unique_id: str) -> None:
+    """A dropped connection or an empty script cache (Redis restarted) bumps the store's
+    epoch: what the worker remembered is dropped, and a customer whose state is gone is a
+    new customer again."""
+    store = ReadCountingStore(client, unique_id)
+    proc = BatchProcessor(store, Scorer(FakeBundle()))
+    await proc.process(raws(invoice_json("1", "a")))
+    await client.delete(*store.keys("a"))
+    await client.script_flush()  # as after a restart without persistence
+    await proc.process(raws(invoice_json("2", "b")))  # NOSCRIPT, loaded again
+    assert store.epoch == 1
+    out = await proc.process(raws(invoice_json("3", "a", "2010-02-01")))
+    assert store.reads[-1] == ["a"] and out.counts["first"] == 1
+    assert (await store.customer("a"))["fp_invoice"] == "3"
+
+
+async def test_a_failed_call_bumps_the_store_epoch(
+        client: aioredis.Redis, unique_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = CustomerStore(client, unique_id)
+    await store.have_first_purchase(["a"])
+    assert store.epoch == 0
+
+    async def dropped(*args: object) -> None:
+        raise ConnectionError("connection lost mid-reply (test)")
+
+    with monkeypatch.context() as m:
+        m.setattr(store_module, "_read_replies", dropped)
+        with pytest.raises(ConnectionError):
+            await store.have_first_purchase(["a"])
+    assert store.epoch == 1
+    assert await store.have_first_purchase(["a"]) == {"a": False}  # the pool goes on
 
 
 async def test_prepare_gives_the_loop_a_turn_every_hundred_invoices(
