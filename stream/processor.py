@@ -106,8 +106,9 @@ class BatchProcessor:
     async def prepare(self, raws: Sequence[RawEvent]) -> Prepared:
         """Everything before the state changes: validate, read which customers have a first
         purchase, score the new ones, build the script calls. Changes nothing in Redis, so it
-        may run while the previous batch is being stored: a customer whose first purchase is
-        in that batch is then scored twice, and the script keeps the first score only."""
+        may run while the previous batch is being stored: that batch's first purchases count
+        as stored (`store_batch` remembers them as it starts). Should they be scored twice
+        (e.g. the batches given out of order), the script keeps the first score only."""
         out = Outcome()
         out.counts["events"] += len(raws)
         invoices: list[tuple[RawEvent, Invoice]] = []
@@ -133,6 +134,10 @@ class BatchProcessor:
         if not ops and not prepared.partitions:
             return out
         epoch = self.store.epoch
+        # Known from here on: every later batch is applied after this one, which stores these
+        # first purchases. (The next batch is prepared while this one is applied: it scored
+        # ~1/3 of them again, the customers who came back within a batch or two.)
+        self._remember_first((op.customer_id for op in ops if op.score_json), epoch)
         results = await retry_until_done(lambda: self.store.apply(ops), "apply", self.backoff)
         self._remember_first((op.customer_id for op, res in zip(ops, results, strict=True)
                               if res.status in ("first", "dup_first")), epoch)

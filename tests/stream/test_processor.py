@@ -159,6 +159,39 @@ async def test_a_customer_seen_with_a_first_purchase_is_not_read_again(
     assert other.store.reads == [["a"]] and again.counts["applied"] == 1 and not again.scores
 
 
+class SlowApplyStore(CustomerStore):
+    """Applies a batch only once `go` is set: Redis still busy with it."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        super().__init__(redis, prefix)
+        self.go = asyncio.Event()
+
+    async def apply(self, ops):  # type: ignore[override]
+        await self.go.wait()
+        return await super().apply(ops)
+
+
+async def test_the_batch_being_stored_counts_as_stored_for_the_next_one(
+        client: aioredis.Redis, unique_id: str) -> None:
+    """The loop prepares batch N+1 while Redis applies batch N: a customer back in N+1 after
+    their first purchase in N is not read (Redis may not have it yet) nor scored again."""
+    bundle = FakeBundle()
+    store = SlowApplyStore(client, unique_id)
+    proc = BatchProcessor(store, Scorer(bundle))
+    batch_n = await proc.prepare(raws(invoice_json("1", "a")))
+    storing = asyncio.create_task(proc.store_batch(batch_n))
+    await asyncio.sleep(0)  # the store has started: its script calls are on their way
+    batch_n1 = await proc.prepare(raws(invoice_json("2", "a", "2010-01-05"),
+                                       invoice_json("3", "b")))
+    assert not storing.done() and bundle.calls == 2  # a in N, b in N+1: once each
+    assert [op.customer_id for op in batch_n1.ops if op.score_json] == ["b"]
+    store.go.set()
+    assert (await storing).counts["first"] == 1
+    out = await proc.store_batch(batch_n1)
+    assert out.counts["applied"] == 1 and out.counts["first"] == 1
+    assert (await store.customer("a"))["fp_invoice"] == "1"
+
+
 async def test_customers_are_read_again_when_redis_may_have_lost_state(
         client: aioredis.Redis, unique_id: str) -> None:
     """A dropped connection or an empty script cache (Redis restarted) bumps the store's
