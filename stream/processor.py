@@ -145,6 +145,8 @@ class BatchProcessor:
         for op, source, res in zip(ops, prepared.sources, results, strict=True):
             out.counts[res.status] += 1
             if res.status == "overflow":
+                if op.score_json:  # remembered as stored above, and it was not
+                    self._with_first.discard(op.customer_id)
                 self._dead_letter(out, source, "invalid", (
                     f"customer {op.customer_id}'s spend (or a category's) would leave the "
                     "state's 64-bit micro-units; nothing of this invoice was stored"))

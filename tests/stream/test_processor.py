@@ -192,6 +192,20 @@ async def test_the_batch_being_stored_counts_as_stored_for_the_next_one(
     assert (await store.customer("a"))["fp_invoice"] == "1"
 
 
+async def test_a_first_purchase_refused_by_the_script_is_not_remembered(
+        client: aioredis.Redis, unique_id: str) -> None:
+    """A customer without a first purchase whose spend is near the 64-bit limit: the scored first
+    purchase overflows and is dead-lettered, so the next purchase is read and scored."""
+    store = ReadCountingStore(client, unique_id)
+    proc = BatchProcessor(store, Scorer(FakeBundle()))
+    await client.hset(store.keys("a")[0], "spend_micros", 2**63 - 5)
+    refused = await proc.process(raws(invoice_json("1", "a")))
+    assert refused.counts["overflow"] == 1 and not refused.scores
+    await client.hset(store.keys("a")[0], "spend_micros", 0)
+    out = await proc.process(raws(invoice_json("2", "a", "2010-02-01")))
+    assert store.reads == [["a"], ["a"]] and out.counts["first"] == 1
+
+
 async def test_customers_are_read_again_when_redis_may_have_lost_state(
         client: aioredis.Redis, unique_id: str) -> None:
     """A dropped connection or an empty script cache (Redis restarted) bumps the store's
