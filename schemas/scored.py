@@ -32,21 +32,16 @@ def score_event_id(model_version: str, customer_id: str, invoice_id: str) -> str
     """Deterministic id of the score of `customer_id`'s first purchase `invoice_id`: the uuid5
     (RFC 4122) of the three in `EVENT_ID_NAMESPACE`.
 
-    `uuid.uuid5`'s own steps, with the namespace's bytes taken once and the version and
-    variant bits set on the bytes (`str(uuid.uuid5(...))` builds two `UUID`s and goes through
-    a 128-bit integer: 3.5 -> 1.3 us an id; the worker makes one per new customer):
+    `uuid.uuid5`'s own steps, with the namespace's bytes taken once (`uuid.uuid5` converts
+    the namespace on every call: 3.5 -> 2.6 us an id; the worker makes one per new customer):
 
     >>> name = "m1\x1f13085\x1f489434"
     >>> score_event_id("m1", "13085", "489434") == str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
     True
     """
     name = f"{model_version}\x1f{customer_id}\x1f{invoice_id}"
-    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
-                  .digest()[:16])
-    b[6] = b[6] & 0x0F | 0x50  # version 5
-    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 class OnlineScore(BaseModel):

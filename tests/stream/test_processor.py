@@ -140,8 +140,8 @@ class ReadCountingStore(CustomerStore):
 
 async def test_a_customer_seen_with_a_first_purchase_is_not_read_again(
         client: aioredis.Redis, unique_id: str) -> None:
-    """Most invoices are a known customer's: once a read or the script showed a stored first
-    purchase, the customer's later purchases need no read, and are still not scored."""
+    """Most invoices are a known customer's: once a read showed a stored first purchase, or
+    the worker stored one, the customer's later purchases need no read, and are not scored."""
     bundle = FakeBundle()
     store = ReadCountingStore(client, unique_id)
     proc = BatchProcessor(store, Scorer(bundle))
