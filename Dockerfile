@@ -5,7 +5,13 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY offline ./offline
 COPY stream ./stream
-RUN pip install --no-cache-dir .
+# cargo builds the native reader (stream/native); without it the worker takes the slower
+# Python path (it logs event=native_reader_missing)
+RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates gcc \
+    && curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal \
+    && PATH="/root/.cargo/bin:$PATH" pip install --no-cache-dir . \
+    && rm -rf /root/.rustup /root/.cargo /var/lib/apt/lists/* \
+    && apt-get purge -y curl gcc && apt-get autoremove -y
 ENV BASKETCAST_MODEL_DIR=/app/models/latest
 EXPOSE 6066
 CMD ["basketcast", "worker"]

@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
+# cargo (rustup's) builds the native reader, stream/native, at install time
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: venv services services-down services-status test test-unit lint demo bench clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml stream/native/Cargo.toml stream/native/Cargo.lock stream/native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,dev]'

@@ -53,7 +53,8 @@ from stream.store import CustomerStore
 from stream.worker import freeze_startup_objects, log_long_collections
 s = Settings.from_env()
 store = CustomerStore(aioredis.from_url(s.redis_url), s.redis_prefix)
-app = create_app(s, BatchProcessor(store, Scorer(FakeBundle())), web_enabled=False)
+app = create_app(s, BatchProcessor(store, Scorer(FakeBundle()), native=bool(s.native_reader)),
+                 web_enabled=False)
 freeze_startup_objects()
 log_long_collections()
 worker = faust.Worker(app, loglevel="warning")

@@ -36,7 +36,7 @@ from schemas.invoice import InvoiceEvent, InvoiceLine, customer_id_text
 _CONSTRAINTS = ("min_length", "max_length", "ge", "le", "gt", "lt")
 
 
-def _meta(model: type[BaseModel], name: str) -> msgspec.Meta:
+def field_meta(model: type[BaseModel], name: str) -> msgspec.Meta:
     """The pydantic field's constraints as msgspec's; a constraint it cannot mirror fails at
     import, never silently."""
     kwargs: dict[str, Any] = {}
@@ -68,19 +68,19 @@ def _decode_hook(kind: type, value: Any) -> Any:
 # (validating in batches of 2,000: 6.6-7.8 -> 6.2-7.4 us an event, alternating runs)
 class FastLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
                gc=False):
-    stock_code: Annotated[str, _meta(InvoiceLine, "stock_code")]
-    description: Annotated[str, _meta(InvoiceLine, "description")] | None = None
-    quantity: Annotated[int, _meta(InvoiceLine, "quantity")]
-    unit_price: Annotated[float, _meta(InvoiceLine, "unit_price")]
+    stock_code: Annotated[str, field_meta(InvoiceLine, "stock_code")]
+    description: Annotated[str, field_meta(InvoiceLine, "description")] | None = None
+    quantity: Annotated[int, field_meta(InvoiceLine, "quantity")]
+    unit_price: Annotated[float, field_meta(InvoiceLine, "unit_price")]
 
 
 class FastInvoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
                   gc=False):
-    invoice_id: Annotated[str, _meta(InvoiceEvent, "invoice_id")]
+    invoice_id: Annotated[str, field_meta(InvoiceEvent, "invoice_id")]
     customer_id: str | int | None = None  # as text by `customer_id_text` in `decode`
-    country: Annotated[str, _meta(InvoiceEvent, "country")] | None = None
+    country: Annotated[str, field_meta(InvoiceEvent, "country")] | None = None
     invoiced_at: EventTime
-    lines: Annotated[tuple[FastLine, ...], _meta(InvoiceEvent, "lines")]
+    lines: Annotated[tuple[FastLine, ...], field_meta(InvoiceEvent, "lines")]
 
     # the contract's own definitions
     is_cancellation = InvoiceEvent.is_cancellation
@@ -89,7 +89,7 @@ class FastInvoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 _DECODER = msgspec.json.Decoder(FastInvoice, dec_hook=_decode_hook)
-_CUSTOMER_ID_MAX = _meta(InvoiceEvent, "customer_id").max_length
+_CUSTOMER_ID_MAX = field_meta(InvoiceEvent, "customer_id").max_length
 
 
 def decode(raw: bytes) -> FastInvoice | None:

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from schemas.dead_letter import DeadLetter
 from stream.aggregates import LineCategories, event_time, invoice_op
+from stream.fast_op import GUEST, op_reader
 from stream.retry import Backoff, retry_until_done
 from stream.scoring import Scorer
 from stream.store import MAX_INVOICE_MONEY, CustomerStore, InvoiceOp
@@ -88,10 +89,14 @@ class BatchProcessor:
         scorer: Scorer,
         *,
         backoff: Backoff | None = None,
+        native: bool = True,
     ) -> None:
         self.store = store
         self.scorer = scorer
         self.line_categories = LineCategories(scorer.category_of, scorer.known_categories)
+        #: the native reader (raw bytes -> op), None without it: every invoice then takes
+        #: `validate` and `invoice_op`, which also decide whatever the reader leaves to them
+        self.read_op = op_reader(self.line_categories) if native else None
         self.backoff = backoff or Backoff()
         #: customers seen with a stored first purchase, while the store's `epoch` is
         #: `_with_first_epoch`: a fact that stays true while Redis keeps its state, so their
@@ -111,17 +116,27 @@ class BatchProcessor:
         (e.g. the batches given out of order), the script keeps the first score only."""
         out = Outcome()
         out.counts["events"] += len(raws)
-        invoices: list[tuple[RawEvent, Invoice]] = []
+        read_op = self.read_op
+        # in offset order: (record, the decoded invoice, its op), one of the two at least
+        invoices: list[tuple[RawEvent, Invoice | None, InvoiceOp | None]] = []
         for i, raw in enumerate(raws, 1):
             if i % TURN_EVERY == 0:
                 await asyncio.sleep(0)
+            if read_op is not None and raw.value is not None:
+                op = read_op(raw.value)
+                if op is GUEST:
+                    out.counts["guests"] += 1
+                    continue
+                if op is not None:
+                    invoices.append((raw, None, op))
+                    continue
             checked = validate(raw.value)
             if isinstance(checked, Rejection):
                 self._dead_letter(out, raw, checked.reason, checked.error)
             elif checked.customer_id is None:
                 out.counts["guests"] += 1
             else:
-                invoices.append((raw, checked))
+                invoices.append((raw, checked, None))
         prepared = Prepared(out)
         if invoices:
             await self._customers(invoices, prepared)
@@ -161,26 +176,33 @@ class BatchProcessor:
         return out
 
     async def _customers(
-        self, invoices: list[tuple[RawEvent, Invoice]], prepared: Prepared
+        self, invoices: list[tuple[RawEvent, Invoice | None, InvoiceOp | None]],
+        prepared: Prepared,
     ) -> None:
         out, partitions = prepared.outcome, prepared.partitions
-        ops: list[tuple[RawEvent, Invoice, InvoiceOp]] = []
-        for i, (raw, ev) in enumerate(invoices, 1):
-            if i % TURN_EVERY == 0:
-                await asyncio.sleep(0)
-            try:
-                op = invoice_op(ev, self.line_categories)
-            except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
-                self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
-                ts = event_time(ev.invoiced_at)
+        ops: list[tuple[RawEvent, Invoice | None, InvoiceOp]] = []
+        for i, (raw, ev, read) in enumerate(invoices, 1):
+            if read is not None:  # the native reader's: valid and in range
+                ops.append((raw, None, read))
+                ts = read.ts
             else:
-                ts = op.ts
-                if op.money_in_range():
-                    ops.append((raw, ev, op))
+                assert ev is not None
+                if i % TURN_EVERY == 0:
+                    await asyncio.sleep(0)
+                try:
+                    op = invoice_op(ev, self.line_categories)
+                except Exception as exc:  # noqa: BLE001 - e.g. the categoriser raised on a line
+                    self._dead_letter(out, raw, "unscorable", f"{type(exc).__name__}: {exc}")
+                    ts = event_time(ev.invoiced_at)
                 else:
-                    self._dead_letter(out, raw, "invalid", (
-                        f"spend {op.spend:.6g} (or a category's) beyond +-{MAX_INVOICE_MONEY:.0e}"
-                        ", the customer state's range for one invoice"))
+                    ts = op.ts
+                    if op.money_in_range():
+                        ops.append((raw, ev, op))
+                    else:
+                        self._dead_letter(out, raw, "invalid", (
+                            f"spend {op.spend:.6g} (or a category's) beyond "
+                            f"+-{MAX_INVOICE_MONEY:.0e}, the customer state's range for one "
+                            "invoice"))
             # per-partition watermarks (the learner matures labels up to their minimum)
             if ts > partitions.get(raw.partition, -1e300):
                 partitions[raw.partition] = ts
@@ -192,20 +214,38 @@ class BatchProcessor:
             self.backoff,
         )
         self._remember_first((cid for cid, has in known.items() if has), epoch)
-        first: dict[str, Invoice] = {}
-        for _, ev, op in ops:  # in offset order: per customer, in time order
+        first: dict[str, int] = {}  # customer -> their first purchase's index in ops
+        for j, (_, _, op) in enumerate(ops):  # in offset order: per customer, in time order
             cid = op.customer_id
             # a customer left out of the read is known to have one
             if op.kind == "P" and not known.get(cid, True) and cid not in first:
-                first[cid] = ev
-        scored, failed = self.scorer.score(list(first.values()))
-        for raw, ev, op in ops:
-            if first.get(op.customer_id) is ev:
-                if op.customer_id in failed:
-                    self._dead_letter(out, raw, "unscorable", failed[op.customer_id])
+                first[cid] = j
+        events: list[Invoice] = []
+        refused: set[int] = set()  # ops whose record the contract refuses after all
+        for cid, j in list(first.items()):
+            raw, ev, op = ops[j]
+            if ev is None:  # read natively: the scorer takes the decoded invoice
+                checked = validate(raw.value)
+                if isinstance(checked, Rejection):  # never, as tests/stream/test_fast_op.py shows
+                    log.error("event=fast_op_disagrees offset=%d reason=%s", raw.offset,
+                              checked.reason)
+                    self._dead_letter(out, raw, checked.reason, checked.error)
+                    del first[cid]
+                    refused.add(j)
+                    continue
+                ev = checked
+            events.append(ev)
+        scored, failed = self.scorer.score(events)
+        for j, (raw, _, op) in enumerate(ops):
+            if j in refused:
+                continue
+            cid = op.customer_id
+            if first.get(cid) == j:
+                if cid in failed:
+                    self._dead_letter(out, raw, "unscorable", failed[cid])
                     prepared.failures += 1
                     continue
-                s = scored.get(op.customer_id)
+                s = scored.get(cid)
                 if s is not None:
                     op = replace(op, score_json=s.score_json, features_json=s.features_json,
                                  due=s.due)

@@ -30,6 +30,10 @@ ENV_VARS: dict[str, tuple[str, str, str]] = {
                           "consumer group of the invoices (Faust's own group: <id>-ops)"),
     "BASKETCAST_REDIS_PREFIX": ("redis_prefix", "", "prefix of every Redis key (isolates runs)"),
     "BASKETCAST_BATCH_MAX": ("batch_max", "5000", "most invoices in one micro-batch"),
+    "BASKETCAST_NATIVE_READER": (
+        "native_reader", "1",
+        "1: invoices read by the native reader (stream/native) when built; 0: the Python path"
+    ),
     "BASKETCAST_BATCH_WITHIN_MS": (
         "batch_within_ms", "20", "longest wait (ms) for records when none are buffered"
     ),
@@ -53,6 +57,7 @@ class Settings:
     app_id: str
     redis_prefix: str
     batch_max: int
+    native_reader: int
     batch_within_ms: int
     services_dir: Path
 

@@ -77,6 +77,8 @@ class InvoiceOp:
     score_json: str = ""  # non-empty: store as the first purchase if the customer has none
     features_json: str = ""
     due: float = 0.0  # fp_at + horizon, epoch seconds
+    #: `category_spend` as the script's argument, when the native reader made it already
+    categories_arg: str | None = None
 
     def argv(self) -> tuple[str | int | float, ...]:
         """The script's ARGV: money in micro-units (`MICROS`), times as hiredis writes floats
@@ -85,7 +87,9 @@ class InvoiceOp:
         >>> InvoiceOp("7", "1", 1.5, "P", 20.85, 3, {2: 20.85}).argv()[3:6]
         (20850000, 3, '2 20850000')
         """
-        cats = " ".join([f"{c} {round(a * MICROS)}" for c, a in self.category_spend.items()])
+        cats = self.categories_arg
+        if cats is None:
+            cats = " ".join([f"{c} {round(a * MICROS)}" for c, a in self.category_spend.items()])
         return (self.invoice_id, self.ts, self.kind, round(self.spend * MICROS), self.items,
                 cats, self.score_json, self.features_json, self.due or 0)  # 0: packed faster
 

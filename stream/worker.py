@@ -32,7 +32,11 @@ def build_app(settings: Settings, model_dir: Path) -> faust.App:
     serve_single_threaded(bundle)
     log.info("event=bundle_loaded dir=%s model_version=%s", model_dir, bundle.model_version)
     store = CustomerStore(Redis.from_url(settings.redis_url), settings.redis_prefix)
-    app = create_app(settings, BatchProcessor(store, Scorer(bundle)))
+    processor = BatchProcessor(store, Scorer(bundle), native=bool(settings.native_reader))
+    if settings.native_reader and processor.read_op is None:
+        log.warning("event=native_reader_missing: stream._fastop was not built (no cargo at "
+                    "install time); every invoice takes the Python path, ~25 %% slower")
+    app = create_app(settings, processor)
     freeze_startup_objects()
     log_long_collections()
     return app

@@ -14,12 +14,31 @@ from stream_fakes import FakeBundle, invoice_json
 import stream.processor as processor_module
 import stream.store as store_module
 from schemas.scored import CustomerScored
+from stream.fast_op import NATIVE
 from stream.processor import TURN_EVERY, BatchProcessor, RawEvent
 from stream.retry import Backoff
 from stream.scoring import Scorer
+from stream.settings import Settings
 from stream.store import CustomerStore
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True, params=["native_reader", "python_path"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the native reader and without it: the same outcomes either way."""
+    if request.param == "python_path":
+        monkeypatch.setattr(processor_module, "op_reader", lambda categories: None)
+    elif not NATIVE:
+        pytest.skip("stream._fastop not built")
+    return request.param
+
+
+def test_the_native_reader_is_used_unless_switched_off(reader: str) -> None:
+    assert (BatchProcessor(CustomerStore(None), Scorer(FakeBundle())).read_op is None) == (
+        reader == "python_path")
+    assert BatchProcessor(CustomerStore(None), Scorer(FakeBundle()), native=False).read_op is None
+    assert Settings.from_env({"BASKETCAST_NATIVE_READER": "0"}).native_reader == 0
 
 
 @pytest.fixture
@@ -241,20 +260,22 @@ async def test_a_failed_call_bumps_the_store_epoch(
 
 
 async def test_prepare_gives_the_loop_a_turn_every_hundred_invoices(
-    client: aioredis.Redis, unique_id: str, monkeypatch: pytest.MonkeyPatch
+    client: aioredis.Redis, unique_id: str, monkeypatch: pytest.MonkeyPatch, reader: str
 ) -> None:
     """The previous batch's store (its pipeline out, its replies in) and Kafka's next fetch
     progress only when the loop runs: a batch of 350 invoices must not hold it throughout."""
-    calls = {"validate": 0, "invoice_op": 0}
+    native = reader == "native_reader"
+    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
+    calls = {"read_op": 0} if native else {"validate": 0, "invoice_op": 0}
     for name in calls:
-        original = getattr(processor_module, name)
+        owner = proc if name == "read_op" else processor_module
+        original = getattr(owner, name)
 
         def counted(*args, _name=name, _original=original, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(processor_module, name, counted)
-    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
+        monkeypatch.setattr(owner, name, counted)
     batch = raws(*(invoice_json(str(i), f"c{i % 70}") for i in range(350)))
     at_turns: list[dict[str, int]] = []
     preparing = True
@@ -269,7 +290,7 @@ async def test_prepare_gives_the_loop_a_turn_every_hundred_invoices(
     prepared = await proc.prepare(batch)
     preparing = False
     await other
-    assert len(prepared.ops) == 350 and calls == {"validate": 350, "invoice_op": 350}
+    assert len(prepared.ops) == 350 and calls == dict.fromkeys(calls, 350)
     at_turns.append(dict(calls))
     for name in calls:
         seen = [turn[name] for turn in at_turns]
