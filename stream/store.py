@@ -34,6 +34,7 @@ plain idempotent commands (ZADD NX / ZADD GT) after the script, never inside it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import sys
 from collections.abc import Iterable, Sequence
@@ -55,6 +56,8 @@ MAX_INVOICE_MONEY = 1e9
 #: how this version writes the state: 2 = money in micro-units (1 had float strings)
 STATE_FORMAT = "2"
 LUA_APPLY = (Path(__file__).parent / "apply_invoice.lua").read_text(encoding="utf-8")
+#: the script's name in Redis's script cache (SCRIPT LOAD answers the same)
+LUA_APPLY_SHA = hashlib.sha1(LUA_APPLY.encode("utf-8"), usedforsecurity=False).hexdigest()
 #: The longest wait for one round trip's replies (redis-py's own default socket timeout).
 REPLY_TIMEOUT_S = 5.0
 
@@ -79,6 +82,9 @@ class InvoiceOp:
     due: float = 0.0  # fp_at + horizon, epoch seconds
     #: `category_spend` as the script's argument, when the native reader made it already
     categories_arg: str | None = None
+    #: the whole script call without a score, packed by the native reader (`CustomerStore`
+    #: sends it as is while `score_json` is empty)
+    packed: bytes | None = None
 
     def argv(self) -> tuple[str | int | float, ...]:
         """The script's ARGV: money in micro-units (`MICROS`), times as hiredis writes floats
@@ -184,8 +190,10 @@ class CustomerStore:
 
     async def _apply(self, ops: Sequence[InvoiceOp]) -> list:
         head = ("EVALSHA", self._sha, 3)
+        ours = self._sha == LUA_APPLY_SHA  # the script the packed calls name
         return await self._round_trip(
-            [(*head, *self.keys(op.customer_id), *op.argv()) for op in ops])
+            [op.packed if ours and op.packed is not None and not op.score_json
+             else (*head, *self.keys(op.customer_id), *op.argv()) for op in ops])
 
     async def register(
         self, maturing: dict[str, float], watermark: float | None,
@@ -206,9 +214,11 @@ class CustomerStore:
         if commands:
             await self._round_trip(commands)
 
-    async def _round_trip(self, commands: Sequence[tuple[object, ...]]) -> list[object]:
-        """Send `commands` in one write on one pooled connection and read their replies, in
-        order, under one timeout (`REPLY_TIMEOUT_S`).
+    async def _round_trip(
+        self, commands: Sequence[tuple[object, ...] | bytes]
+    ) -> list[object]:
+        """Send `commands` (or commands packed already) in one write on one pooled connection
+        and read their replies, in order, under one timeout (`REPLY_TIMEOUT_S`).
 
         A redis-py pipeline spent ~6 us per command on its own bookkeeping (a command stack,
         a timeout context and a callback lookup per reply; its asyncio client also packs
@@ -222,8 +232,9 @@ class CustomerStore:
         replies: list[object] = []
         try:
             async with asyncio.timeout(REPLY_TIMEOUT_S):
+                pack = hiredis.pack_command
                 await conn.send_packed_command(
-                    b"".join([hiredis.pack_command(c) for c in commands]))
+                    b"".join([c if c.__class__ is bytes else pack(c) for c in commands]))
                 await _read_replies(conn, len(commands), replies)
                 error = next((r for r in replies if isinstance(r, ResponseError)), None)
         except BaseException:

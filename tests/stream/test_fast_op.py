@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import hiredis
 import pytest
 from hypothesis import given, settings
 from test_fast_invoice import EDGES, _doc, _line, documents, near_valid
@@ -13,6 +14,7 @@ from schemas.invoice import MAX_LINES
 from stream.aggregates import LineCategories, invoice_op
 from stream.fast_op import GUEST, NATIVE, op_reader
 from stream.replay import encode
+from stream.store import LUA_APPLY_SHA, CustomerStore
 from stream.validate import Rejection, validate
 
 needs_native = pytest.mark.skipif(not NATIVE, reason="stream._fastop not built (no cargo?)")
@@ -37,10 +39,14 @@ def _fields(op: object) -> tuple:
             op.category_spend, op.argv())
 
 
+PREFIX = "run7"
+
+
 def assert_read_alike(raw: bytes, read=None, categories=None) -> object:
-    """What the reader makes of `raw`, after checking it against the Python path."""
+    """What the reader makes of `raw`, after checking it against the Python path (the op, and
+    its script call packed as the store packs it)."""
     categories = categories or _categories()
-    found = (read or op_reader(_categories()))(raw)
+    found = (read or op_reader(_categories(), PREFIX + ":"))(raw)
     if found is None:
         return None
     checked = validate(raw)
@@ -51,18 +57,24 @@ def assert_read_alike(raw: bytes, read=None, categories=None) -> object:
     op = invoice_op(checked, categories)
     assert op.money_in_range(), raw
     assert _fields(found) == _fields(op), raw
+    if found.packed is not None:
+        keys = CustomerStore(None, PREFIX).keys(op.customer_id)
+        assert found.packed == hiredis.pack_command(
+            ("EVALSHA", LUA_APPLY_SHA, 3, *keys, *op.argv())), raw
     return found
 
 
 @needs_native
 def test_every_invoice_of_the_shipped_log_is_read_alike(log_events: list) -> None:
     categories = _categories()
-    read = op_reader(_categories())
-    native = 0
+    read = op_reader(_categories(), PREFIX + ":")
+    native = packed = 0
     for ev in log_events:
         found = assert_read_alike(encode(ev)[1], read, categories)
         native += found is not None
+        packed += getattr(found, "packed", None) is not None
     assert native == len(log_events)  # the whole log takes the native path
+    assert packed == sum(ev.customer_id is not None for ev in log_events)
 
 
 @needs_native
@@ -96,6 +108,9 @@ OWN_EDGES = {
     "fraction of a second": (_doc(invoiced_at="2010-01-04T09:00:00.1234"), True),
     "leap day": (_doc(invoiced_at="2012-02-29 23:59:59"), True),
     "before 1970": (_doc(invoiced_at="1969-12-31T23:59:59.999999"), True),
+    "a microsecond after 1970 (an exponent in repr: not packed)": (
+        _doc(invoiced_at="1970-01-01T00:00:00.000001"), True),
+    "1970": (_doc(invoiced_at="1970-01-01T00:00:00"), True),
     "integer customer": (_doc(customer_id=12345), True),
     "guest": (_doc(customer_id=""), True),
     # left to the Python path
@@ -168,3 +183,10 @@ def test_generated_documents(doc: dict) -> None:
 @given(near_valid)
 def test_generated_documents_near_the_limits(doc: dict) -> None:
     assert_read_alike(json.dumps(doc).encode())
+
+
+@needs_native
+def test_a_time_repr_writes_with_an_exponent_is_not_packed() -> None:
+    read = op_reader(_categories(), PREFIX + ":")
+    assert read(json.dumps(_doc(invoiced_at="1970-01-01T00:00:00.000001")).encode()).packed is None
+    assert read(json.dumps(_doc(invoiced_at="1970-01-01T00:00:00.0001")).encode()).packed

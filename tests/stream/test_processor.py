@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with the native reader and without it: the same outcomes either way."""
     if request.param == "python_path":
-        monkeypatch.setattr(processor_module, "op_reader", lambda categories: None)
+        monkeypatch.setattr(processor_module, "op_reader", lambda *args: None)
     elif not NATIVE:
         pytest.skip("stream._fastop not built")
     return request.param

@@ -98,3 +98,26 @@ async def test_state_from_before_the_format_key_is_refused(store: CustomerStore)
     await store.register({}, 1.0e9)
     with pytest.raises(store_module.StateFormatError, match="format 1"):
         await store.check_format()
+
+
+async def test_packed_script_calls_name_the_script_redis_loads(store: CustomerStore) -> None:
+    """The native reader packs its calls with `LUA_APPLY_SHA`; the store sends them as they
+    are only while Redis knows the script by that name."""
+    assert await store.load_script() == store_module.LUA_APPLY_SHA
+
+
+async def test_a_packed_call_is_sent_as_is_and_a_scored_op_is_packed_again(
+    store: CustomerStore,
+) -> None:
+    await store.load_script()
+    plain = store_module.InvoiceOp("c1", "i1", 1.5, "P", 2.0, 1, {3: 2.0})
+    packed = hiredis.pack_command(("EVALSHA", store_module.LUA_APPLY_SHA, 3,
+                                   *store.keys("c2"), *plain.argv()))
+    # the packed call names customer c2: sent as is, it changes c2, not c1
+    as_packed = store_module.InvoiceOp("c1", "i1", 1.5, "P", 2.0, 1, {3: 2.0}, packed=packed)
+    assert [a.status for a in await store.apply([as_packed])] == ["applied"]
+    assert await store.customer("c1") is None and await store.customer("c2") is not None
+    # with a score attached, the op's own call is packed (the packed one has no score)
+    scored = store_module.InvoiceOp("c3", "i3", 1.5, "P", 2.0, 1, {3: 2.0}, score_json="{}",
+                                    due=9.0, packed=packed)
+    assert [a.status for a in await store.apply([scored])] == ["first"]

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use foldhash::fast::RandomState;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -210,6 +210,10 @@ struct OpReader {
     key: String,
     max_cached: usize,
     categories: Py<PyAny>,
+    /// the state's key prefix (`CustomerStore.prefix`) and the script's SHA1, for the
+    /// packed script call
+    key_prefix: String,
+    sha: String,
 }
 
 /// What `read` found: a guest, or a customer's state change.
@@ -339,15 +343,62 @@ impl OpReader {
     }
 }
 
+/// Appends one RESP bulk string.
+fn bulk(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.push(b'$');
+    buf.extend_from_slice(s.len().to_string().as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    buf.extend_from_slice(s);
+    buf.extend_from_slice(b"\r\n");
+}
+
+impl OpReader {
+    /// `InvoiceOp.argv`'s script call for an op without a score, packed as hiredis packs it
+    /// (floats as Python's `repr`); None for a time `repr` would write with an exponent.
+    #[allow(clippy::too_many_arguments)]
+    fn packed(&self, customer_id: &str, invoice_id: &str, ts: f64, kind: &str, spend: f64,
+              items: i64, cats: &str) -> Option<Vec<u8>> {
+        if ts != 0.0 && !(1e-4..1e16).contains(&ts.abs()) {
+            return None;
+        }
+        let mut time = format!("{ts}");
+        if !time.contains('.') {
+            time.push_str(".0");
+        }
+        let key = format!("{}cust:{{{}}}", self.key_prefix, customer_id);
+        let spend_micros = (spend * 1e6).round_ties_even() as i64;
+        let mut buf = Vec::with_capacity(200 + 3 * key.len() + cats.len());
+        buf.extend_from_slice(b"*15\r\n");
+        bulk(&mut buf, b"EVALSHA");
+        bulk(&mut buf, self.sha.as_bytes());
+        bulk(&mut buf, b"3");
+        bulk(&mut buf, key.as_bytes());
+        bulk(&mut buf, format!("{key}:inv").as_bytes());
+        bulk(&mut buf, format!("{key}:cat_micros").as_bytes());
+        bulk(&mut buf, invoice_id.as_bytes());
+        bulk(&mut buf, time.as_bytes());
+        bulk(&mut buf, kind.as_bytes());
+        bulk(&mut buf, spend_micros.to_string().as_bytes());
+        bulk(&mut buf, items.to_string().as_bytes());
+        bulk(&mut buf, cats.as_bytes());
+        bulk(&mut buf, b""); // no score
+        bulk(&mut buf, b""); // no features
+        bulk(&mut buf, b"0"); // no due time
+        Some(buf)
+    }
+}
+
 #[pymethods]
 impl OpReader {
     #[new]
-    #[pyo3(signature = (by_code, categories, limits, max_cached))]
+    #[pyo3(signature = (by_code, categories, limits, max_cached, key_prefix, sha))]
     fn new(
         by_code: HashMap<String, i64>,
         categories: Py<PyAny>,
         limits: HashMap<String, f64>,
         max_cached: usize,
+        key_prefix: String,
+        sha: String,
     ) -> PyResult<Self> {
         let get = |name: &str| {
             limits.get(name).copied().ok_or_else(|| {
@@ -373,11 +424,15 @@ impl OpReader {
             key: String::new(),
             max_cached,
             categories,
+            key_prefix,
+            sha,
         })
     }
 
     /// None: not read here (the Python path decides); `(None,)`: a valid guest invoice;
-    /// else `(customer_id, invoice_id, ts, kind, spend, items, category_spend, categories_arg)`.
+    /// else `(customer_id, invoice_id, ts, kind, spend, items, category_spend, categories_arg,
+    /// packed)`: `packed` is the script call (EVALSHA) as hiredis packs it for an op without
+    /// a score (`stream.store.CustomerStore.keys`, `InvoiceOp.argv`), or None.
     fn read<'py>(&mut self, py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
         let found = match self.parse(py, raw) {
             None => return Ok(None),
@@ -396,7 +451,9 @@ impl OpReader {
                     // micro-units as Python's round() gives them (halves to even)
                     let _ = write!(arg, "{} {}", cat, (amount * 1e6).round_ties_even() as i64);
                 }
-                (&*customer_id, &*invoice_id, ts, kind, spend, items, spent, arg)
+                let packed = self.packed(&customer_id, &invoice_id, ts, kind, spend, items, &arg)
+                    .map(|p| PyBytes::new(py, &p));
+                (&*customer_id, &*invoice_id, ts, kind, spend, items, spent, arg, packed)
                     .into_pyobject(py)?
                     .into_any()
             }
