@@ -121,6 +121,8 @@ OWN_EDGES = {
     "money beyond the state's range": (_lines({"quantity": 10**6, "unit_price": 999_999}),
                                        False),
     "float quantity": (_line(quantity=2.0), False),
+    "the smallest 64-bit quantity": (_line(quantity=-2**63), False),
+    "a quantity beyond 64 bits": (_line(quantity=2**64), False),
 }
 
 

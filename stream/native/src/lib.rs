@@ -266,7 +266,7 @@ impl OpReader {
         for line in &ev.lines {
             if !chars_within(&line.stock_code, 1, lim.stock_code_len)
                 || !line.description.as_deref().is_none_or(|d| chars_within(d, 0, lim.description_len))
-                || line.quantity.abs() > lim.max_abs_quantity
+                || line.quantity.unsigned_abs() > lim.max_abs_quantity.unsigned_abs()
                 || !(line.unit_price.abs() <= lim.max_abs_price)
             {
                 return None;
