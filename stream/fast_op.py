@@ -5,9 +5,10 @@ limits, runs `stream.aggregates.invoice_op`'s line pass and packs the op's scrip
 hiredis packs `CustomerStore`'s, for an op without a score), without a Python object per line:
 decoding an invoice into msgspec structs and summing its ~18 lines in Python were ~14 us of
 the worker's ~42 us of CPU per invoice. The Python path stays the definition. The reader answers
-None for whatever it is not sure of (not UTF-8, an escape it does not take, a time with an offset
-or a year outside 1900-2200, a customer id such as "17850.0", a line the categoriser raised on,
-money beyond the state's range, ...), and the caller then takes the Python path
+None for whatever it is not sure of (not UTF-8, a lone surrogate escape, an array for an
+object, a time with an offset or a year outside 1900-2200, a customer id such as "17850.0", a
+line the categoriser raised on, money beyond the state's range, ...), and the caller then takes
+the Python path
 (`stream.validate.validate`, `invoice_op`), which accepts or names the reason. The reader may
 refuse more than the contract, never less, and its figures equal `invoice_op`'s bit for bit:
 tests/stream/test_fast_op.py checks both on every invoice of the shipped log, edge cases and

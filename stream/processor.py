@@ -181,13 +181,15 @@ class BatchProcessor:
     ) -> None:
         out, partitions = prepared.outcome, prepared.partitions
         ops: list[tuple[RawEvent, Invoice | None, InvoiceOp]] = []
-        for i, (raw, ev, read) in enumerate(invoices, 1):
+        python_path = 0
+        for raw, ev, read in invoices:
             if read is not None:  # the native reader's: valid and in range
                 ops.append((raw, None, read))
                 ts = read.ts
             else:
                 assert ev is not None
-                if i % TURN_EVERY == 0:
+                python_path += 1
+                if python_path % TURN_EVERY == 0:
                     await asyncio.sleep(0)
                 try:
                     op = invoice_op(ev, self.line_categories)
@@ -215,26 +217,27 @@ class BatchProcessor:
         )
         self._remember_first((cid for cid, has in known.items() if has), epoch)
         first: dict[str, int] = {}  # customer -> their first purchase's index in ops
-        for j, (_, _, op) in enumerate(ops):  # in offset order: per customer, in time order
+        refused: set[int] = set()  # ops whose record the contract refuses after all
+        decoded = 0
+        for j, (raw, ev, op) in enumerate(ops):  # in offset order: per customer, in time order
             cid = op.customer_id
             # a customer left out of the read is known to have one
-            if op.kind == "P" and not known.get(cid, True) and cid not in first:
-                first[cid] = j
-        events: list[Invoice] = []
-        refused: set[int] = set()  # ops whose record the contract refuses after all
-        for cid, j in list(first.items()):
-            raw, ev, op = ops[j]
-            if ev is None:  # read natively: the scorer takes the decoded invoice
+            if op.kind != "P" or known.get(cid, True) or cid in first:
+                continue
+            if ev is None:  # read natively: the feature function takes the decoded invoice
+                decoded += 1
+                if decoded % TURN_EVERY == 0:
+                    await asyncio.sleep(0)
                 checked = validate(raw.value)
-                if isinstance(checked, Rejection):  # never, as tests/stream/test_fast_op.py shows
+                if isinstance(checked, Rejection):  # never (tests/stream/test_fast_op.py)
                     log.error("event=fast_op_disagrees offset=%d reason=%s", raw.offset,
                               checked.reason)
                     self._dead_letter(out, raw, checked.reason, checked.error)
-                    del first[cid]
                     refused.add(j)
                     continue
-                ev = checked
-            events.append(ev)
+                ops[j] = (raw, checked, op)
+            first[cid] = j
+        events = [ops[j][1] for j in first.values()]
         scored, failed = self.scorer.score(events)
         for j, (raw, _, op) in enumerate(ops):
             if j in refused:

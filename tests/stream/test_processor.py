@@ -19,7 +19,7 @@ from stream.processor import TURN_EVERY, BatchProcessor, RawEvent
 from stream.retry import Backoff
 from stream.scoring import Scorer
 from stream.settings import Settings
-from stream.store import CustomerStore
+from stream.store import CustomerStore, InvoiceOp
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +295,22 @@ async def test_prepare_gives_the_loop_a_turn_every_hundred_invoices(
     for name in calls:
         seen = [turn[name] for turn in at_turns]
         assert max(b - a for a, b in pairwise(seen)) <= TURN_EVERY == 100, (name, seen)
+
+
+async def test_a_record_the_reader_accepts_and_the_contract_refuses_is_dead_lettered(
+    client: aioredis.Redis, unique_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should the native reader ever accept what the contract refuses (a bug), the contract
+    wins: the record is dead-lettered and stores nothing, and the customer's next purchase
+    in the batch is their first."""
+    proc = BatchProcessor(CustomerStore(client, unique_id), Scorer(FakeBundle()))
+    bad = invoice_json("1", "a", extra_field=1)  # refused by the contract: unknown field
+    good = invoice_json("2", "a", "2010-01-05")
+    proc.read_op = lambda raw: InvoiceOp("a", "1", 1262595600.0, "P", 1.0, 1, {0: 1.0}) \
+        if raw == bad else None
+    with caplog.at_level(logging.ERROR):
+        out = await proc.process(raws(bad, good))
+    assert out.counts["dead_letter:invalid"] == 1 and out.counts["first"] == 1
+    assert [CustomerScored.model_validate_json(v).invoice_id for _, v in out.scores] == ["2"]
+    assert (await proc.store.customer("a"))["invoices"] == ["2"]
+    assert "event=fast_op_disagrees" in caplog.text

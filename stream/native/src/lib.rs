@@ -1,17 +1,19 @@
 //! basketcast's hot path in native code: an invoice event's JSON -> the change it makes to its
 //! customer's state (`stream.fast_op`, which documents the contract this must keep).
 //!
-//! One call reads the bytes, checks them against the input contract's limits and runs the line
-//! pass of `stream.aggregates.invoice_op`, without building a Python object per line (the
-//! decoder's objects and the line pass in Python were ~30 % of the worker's CPU). Anything it is
-//! not sure of (an escape it does not take, a time with an offset, a customer id such as
-//! "17850.0", a callback that raised, ...) it answers with `None`, and the Python path decides:
-//! it may be stricter than the contract, never more lenient.
+//! One call reads the bytes, checks them against the input contract's limits, runs the line
+//! pass of `stream.aggregates.invoice_op` and packs the script call, without building a Python
+//! object per line (the decoder's objects, the line pass in Python and the packing were ~30 %
+//! of the worker's CPU). Anything it is not sure of (a lone surrogate escape, an array for an
+//! object, a time with an offset, a customer id such as "17850.0", a callback that raised, ...)
+//! it answers with `None`, and the Python path decides: it may be stricter than the contract,
+//! never more lenient.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 use foldhash::fast::RandomState;
 use pyo3::prelude::*;
@@ -56,13 +58,35 @@ fn lines<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Line<
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(FEW_LINES);
-            while let Some(line) = seq.next_element()? {
+            while let Some(Object(line)) = seq.next_element::<Object<Line<'de>>>()? {
                 out.push(line);
             }
             Ok(out)
         }
     }
     deserializer.deserialize_seq(Lines)
+}
+
+/// A `T` read from a JSON object only: serde's derived structs also take an array of the fields
+/// in order, which the contract refuses.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Fields(PhantomData))
+            .map(Object)
+    }
 }
 
 /// A customer id as the contract takes it: a string or an integer (never a float or a bool).
@@ -89,7 +113,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for CustomerId<'a> {
                 Ok(CustomerId::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                i64::try_from(v).map(CustomerId::Int).map_err(|_| E::custom("id too large"))
+                i64::try_from(v)
+                    .map(CustomerId::Int)
+                    .map_err(|_| E::custom("id too large"))
             }
         }
         deserializer.deserialize_any(Id)
@@ -121,6 +147,11 @@ struct Limits {
     max_abs_quantity: i64,
     max_abs_price: f64,
     max_money: f64,
+}
+
+/// Whether `x` lies within +-`limit` (never for a NaN).
+fn within(x: f64, limit: f64) -> bool {
+    x.abs() <= limit
 }
 
 /// Whether `s` has between `min` and `max` characters (Python's `len`: code points).
@@ -159,13 +190,21 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// for years outside 1900-2200 (their microseconds would not all be exact as doubles).
 fn event_time(s: &str) -> Option<f64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ')
-        || b[13] != b':' || b[16] != b':'
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
     let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     let micros_part = match b.len() {
         19 => 0,
         21..=26 if b[19] == b'.' => {
@@ -175,9 +214,27 @@ fn event_time(s: &str) -> Option<f64> {
         _ => return None,
     };
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1900..=2200).contains(&year) || !(1..=12).contains(&month) || day < 1
-        || day > month_days[(month - 1) as usize] || hour > 23 || minute > 59 || second > 59
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1900..=2200).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
     {
         return None;
     }
@@ -240,7 +297,13 @@ impl OpReader {
             return Some(cat);
         }
         // the Python side's answer (and its own caches); an exception: let Python decide
-        let cat: i64 = self.categories.bind(py).call1((code, description)).ok()?.extract().ok()?;
+        let cat: i64 = self
+            .categories
+            .bind(py)
+            .call1((code, description))
+            .ok()?
+            .extract()
+            .ok()?;
         if self.by_line.len() >= self.max_cached {
             self.by_line.clear();
         }
@@ -254,9 +317,13 @@ impl OpReader {
             return None;
         }
         // UTF-8 checked once for the whole text, not string by string
-        let ev: Event<'a> = serde_json::from_str(std::str::from_utf8(raw).ok()?).ok()?;
+        let Object(ev): Object<Event<'a>> =
+            serde_json::from_str(std::str::from_utf8(raw).ok()?).ok()?;
         if !chars_within(&ev.invoice_id, 1, lim.invoice_id_len)
-            || !ev.country.as_deref().is_none_or(|c| chars_within(c, 0, lim.country_len))
+            || !ev
+                .country
+                .as_deref()
+                .is_none_or(|c| chars_within(c, 0, lim.country_len))
             || ev.lines.is_empty()
             || ev.lines.len() > lim.max_lines
         {
@@ -265,9 +332,12 @@ impl OpReader {
         let ts = event_time(&ev.invoiced_at)?;
         for line in &ev.lines {
             if !chars_within(&line.stock_code, 1, lim.stock_code_len)
-                || !line.description.as_deref().is_none_or(|d| chars_within(d, 0, lim.description_len))
+                || !line
+                    .description
+                    .as_deref()
+                    .is_none_or(|d| chars_within(d, 0, lim.description_len))
                 || line.quantity.unsigned_abs() > lim.max_abs_quantity.unsigned_abs()
-                || !(line.unit_price.abs() <= lim.max_abs_price)
+                || !within(line.unit_price, lim.max_abs_price)
             {
                 return None;
             }
@@ -302,12 +372,16 @@ impl OpReader {
             for (i, line) in ev.lines.iter().enumerate() {
                 let price = line.unit_price;
                 if price <= 0.0 {
-                    continue;  // (a line equal to it is skipped for the same reason)
+                    continue; // (a line equal to it is skipped for the same reason)
                 }
                 let repeated = match seen.as_mut() {
                     None => ev.lines[..i].iter().any(|l| same_line(l, line)),
-                    Some(set) => !set.insert((&line.stock_code, line.description.as_deref(),
-                                              line.quantity, price.to_bits())),
+                    Some(set) => !set.insert((
+                        &line.stock_code,
+                        line.description.as_deref(),
+                        line.quantity,
+                        price.to_bits(),
+                    )),
                 };
                 if repeated {
                     continue;
@@ -336,10 +410,18 @@ impl OpReader {
             cats.clear();
         }
         // beyond the state's range for one invoice: the Python path dead-letters it
-        if !(total.abs() <= lim.max_money) || cats.iter().any(|(_, a)| !(a.abs() <= lim.max_money)) {
+        if !within(total, lim.max_money) || cats.iter().any(|(_, a)| !within(*a, lim.max_money)) {
             return None;
         }
-        Some(Read::Op { customer_id, invoice_id: ev.invoice_id, ts, kind, spend: total, items, cats })
+        Some(Read::Op {
+            customer_id,
+            invoice_id: ev.invoice_id,
+            ts,
+            kind,
+            spend: total,
+            items,
+            cats,
+        })
     }
 }
 
@@ -356,8 +438,16 @@ impl OpReader {
     /// `InvoiceOp.argv`'s script call for an op without a score, packed as hiredis packs it
     /// (floats as Python's `repr`); None for a time `repr` would write with an exponent.
     #[allow(clippy::too_many_arguments)]
-    fn packed(&self, customer_id: &str, invoice_id: &str, ts: f64, kind: &str, spend: f64,
-              items: i64, cats: &str) -> Option<Vec<u8>> {
+    fn packed(
+        &self,
+        customer_id: &str,
+        invoice_id: &str,
+        ts: f64,
+        kind: &str,
+        spend: f64,
+        items: i64,
+        cats: &str,
+    ) -> Option<Vec<u8>> {
         if ts != 0.0 && !(1e-4..1e16).contains(&ts.abs()) {
             return None;
         }
@@ -440,7 +530,15 @@ impl OpReader {
         };
         let out = match found {
             Read::Guest => (None::<&str>,).into_pyobject(py)?.into_any(),
-            Read::Op { customer_id, invoice_id, ts, kind, spend, items, cats } => {
+            Read::Op {
+                customer_id,
+                invoice_id,
+                ts,
+                kind,
+                spend,
+                items,
+                cats,
+            } => {
                 let spent = PyDict::new(py);
                 let mut arg = String::with_capacity(cats.len() * 14);
                 for (cat, amount) in &cats {
@@ -451,9 +549,20 @@ impl OpReader {
                     // micro-units as Python's round() gives them (halves to even)
                     let _ = write!(arg, "{} {}", cat, (amount * 1e6).round_ties_even() as i64);
                 }
-                let packed = self.packed(&customer_id, &invoice_id, ts, kind, spend, items, &arg)
+                let packed = self
+                    .packed(&customer_id, &invoice_id, ts, kind, spend, items, &arg)
                     .map(|p| PyBytes::new(py, &p));
-                (&*customer_id, &*invoice_id, ts, kind, spend, items, spent, arg, packed)
+                (
+                    &*customer_id,
+                    &*invoice_id,
+                    ts,
+                    kind,
+                    spend,
+                    items,
+                    spent,
+                    arg,
+                    packed,
+                )
                     .into_pyobject(py)?
                     .into_any()
             }
