@@ -8,6 +8,7 @@ import os
 import hiredis
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_fast_invoice import EDGES, _doc, _line, documents, near_valid
 
 from schemas.invoice import MAX_LINES
@@ -211,3 +212,22 @@ def test_generated_documents_as_arrays(doc: dict) -> None:
     assert_read_alike(json.dumps(list(doc.values())).encode())
     as_rows = {**doc, "lines": [list(line.values()) for line in doc["lines"]]}
     assert_read_alike(json.dumps(as_rows).encode())
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    assert_read_alike(raw)
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(near_valid, st.data())
+def test_damaged_documents(doc: dict, data: st.DataObject) -> None:
+    """Valid-looking documents with one byte changed: read alike or left to Python, never a
+    crash (a panic would surface in the worker as an exception)."""
+    raw = bytearray(json.dumps(doc, ensure_ascii=False).encode())
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] = data.draw(st.integers(0, 255))
+    assert_read_alike(bytes(raw))
