@@ -8,11 +8,10 @@ the worker's ~42 us of CPU per invoice. The Python path stays the definition. Th
 None for whatever it is not sure of (not UTF-8, a lone surrogate escape, an array for an
 object, a time with an offset or a year outside 1900-2200, a customer id such as "17850.0", a
 line the categoriser raised on, money beyond the state's range, ...), and the caller then takes
-the Python path
-(`stream.validate.validate`, `invoice_op`), which accepts or names the reason. The reader may
-refuse more than the contract, never less, and its figures equal `invoice_op`'s bit for bit:
-tests/stream/test_fast_op.py checks both on every invoice of the shipped log, edge cases and
-generated documents.
+the Python path (`stream.validate.validate`, `invoice_op`), which accepts or names the reason.
+The reader may refuse more than the contract, never less, and its figures equal `invoice_op`'s
+bit for bit: tests/stream/test_fast_op.py checks both on every invoice of the shipped log, edge
+cases and generated documents.
 
 Without the built module (`NATIVE` is False, e.g. no Rust toolchain at install time)
 `op_reader` returns None and every invoice takes the Python path, ~25 % slower.
@@ -30,7 +29,6 @@ Without the built module (`NATIVE` is False, e.g. no Rust toolchain at install t
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from schemas.invoice import (
@@ -43,9 +41,7 @@ from schemas.invoice import (
 )
 from stream.aggregates import MAX_CACHED_LINES, LineCategories
 from stream.fast_invoice import field_meta
-from stream.store import LUA_APPLY_SHA, MAX_INVOICE_MONEY, InvoiceOp
-
-log = logging.getLogger(__name__)
+from stream.store import LUA_APPLY_SHA, MAX_INVOICE_MONEY, MICROS, InvoiceOp
 
 try:
     from stream._fastop import OpReader as _NativeReader
@@ -69,8 +65,9 @@ GUEST = _Guest()
 Read = Callable[[bytes], "InvoiceOp | _Guest | None"]
 
 
-def contract_limits() -> dict[str, float]:
-    """The input contract's limits as the native reader takes them (from the pydantic fields)."""
+def reader_limits() -> dict[str, float]:
+    """The input contract's limits (from the pydantic fields) and the state's money range and
+    units, as the native reader takes them."""
     return {
         "max_event_bytes": MAX_EVENT_BYTES,
         "invoice_id_len": field_meta(InvoiceEvent, "invoice_id").max_length,
@@ -82,6 +79,7 @@ def contract_limits() -> dict[str, float]:
         "max_abs_quantity": MAX_ABS_QUANTITY,
         "max_abs_price": MAX_ABS_PRICE,
         "max_money": MAX_INVOICE_MONEY,
+        "micros": MICROS,
     }
 
 
@@ -91,7 +89,7 @@ def op_reader(categories: LineCategories, key_prefix: str = "") -> Read | None:
     `CustomerStore` with `key_prefix`; None without the native module."""
     if _NativeReader is None:
         return None
-    native = _NativeReader(dict(categories.by_code), categories, contract_limits(),
+    native = _NativeReader(dict(categories.by_code), categories, reader_limits(),
                            MAX_CACHED_LINES, key_prefix, LUA_APPLY_SHA).read
     guest = GUEST
 
@@ -101,7 +99,7 @@ def op_reader(categories: LineCategories, key_prefix: str = "") -> Read | None:
             return None
         if len(found) == 1:
             return guest
-        cid, iid, ts, kind, spend, items, cats, arg, packed = found
-        return InvoiceOp(cid, iid, ts, kind, spend, items, cats, "", "", 0.0, arg, packed)
+        cid, iid, ts, kind, spend, items, cats, packed = found
+        return InvoiceOp(cid, iid, ts, kind, spend, items, cats, "", "", 0.0, packed)
 
     return read

@@ -251,7 +251,7 @@ class BatchProcessor:
                 s = scored.get(cid)
                 if s is not None:
                     op = replace(op, score_json=s.score_json, features_json=s.features_json,
-                                 due=s.due, packed=None)
+                                 due=s.due)
             prepared.ops.append(op)
             prepared.sources.append(raw)
 

@@ -80,8 +80,6 @@ class InvoiceOp:
     score_json: str = ""  # non-empty: store as the first purchase if the customer has none
     features_json: str = ""
     due: float = 0.0  # fp_at + horizon, epoch seconds
-    #: `category_spend` as the script's argument, when the native reader made it already
-    categories_arg: str | None = None
     #: the whole script call without a score, packed by the native reader (`CustomerStore`
     #: sends it as is while `score_json` is empty)
     packed: bytes | None = None
@@ -93,9 +91,7 @@ class InvoiceOp:
         >>> InvoiceOp("7", "1", 1.5, "P", 20.85, 3, {2: 20.85}).argv()[3:6]
         (20850000, 3, '2 20850000')
         """
-        cats = self.categories_arg
-        if cats is None:
-            cats = " ".join([f"{c} {round(a * MICROS)}" for c, a in self.category_spend.items()])
+        cats = " ".join([f"{c} {round(a * MICROS)}" for c, a in self.category_spend.items()])
         return (self.invoice_id, self.ts, self.kind, round(self.spend * MICROS), self.items,
                 cats, self.score_json, self.features_json, self.due or 0)  # 0: packed faster
 

@@ -14,10 +14,11 @@ import pytest
 import stream
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(stream.__path__, "stream.")
-    if (ROOT / (m.name.replace(".", "/") + ".py")).exists()  # not the native stream._fastop
-    and ">>>" in (ROOT / (m.name.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+SOURCES = {m.name: ROOT / (m.name.replace(".", "/") + ".py")
+           for m in pkgutil.iter_modules(stream.__path__, "stream.")}
+MODULES = sorted(name for name, src in SOURCES.items()
+                 if src.exists()  # not the native stream._fastop
+                 and ">>>" in src.read_text(encoding="utf-8"))
 
 
 def test_the_examples_are_found() -> None:

@@ -147,6 +147,8 @@ struct Limits {
     max_abs_quantity: i64,
     max_abs_price: f64,
     max_money: f64,
+    /// money's micro-units per unit in the state (`stream.store.MICROS`)
+    micros: f64,
 }
 
 /// Whether `x` lies within +-`limit` (never for a NaN).
@@ -255,7 +257,7 @@ fn line_key(buf: &mut String, code: &str, description: Option<&str>) {
     }
 }
 
-/// Reads invoice events into their state changes; see `stream.fast_op.OpReader`.
+/// Reads invoice events into their state changes; see `stream.fast_op.op_reader`.
 #[pyclass(module = "stream._fastop")]
 struct OpReader {
     limits: Limits,
@@ -456,7 +458,7 @@ impl OpReader {
             time.push_str(".0");
         }
         let key = format!("{}cust:{{{}}}", self.key_prefix, customer_id);
-        let spend_micros = (spend * 1e6).round_ties_even() as i64;
+        let spend_micros = (spend * self.limits.micros).round_ties_even() as i64;
         let mut buf = Vec::with_capacity(200 + 3 * key.len() + cats.len());
         buf.extend_from_slice(b"*15\r\n");
         bulk(&mut buf, b"EVALSHA");
@@ -506,6 +508,7 @@ impl OpReader {
             max_abs_quantity: get("max_abs_quantity")? as i64,
             max_abs_price: get("max_abs_price")?,
             max_money: get("max_money")?,
+            micros: get("micros")?,
         };
         Ok(OpReader {
             limits,
@@ -520,9 +523,9 @@ impl OpReader {
     }
 
     /// None: not read here (the Python path decides); `(None,)`: a valid guest invoice;
-    /// else `(customer_id, invoice_id, ts, kind, spend, items, category_spend, categories_arg,
-    /// packed)`: `packed` is the script call (EVALSHA) as hiredis packs it for an op without
-    /// a score (`stream.store.CustomerStore.keys`, `InvoiceOp.argv`), or None.
+    /// else `(customer_id, invoice_id, ts, kind, spend, items, category_spend, packed)`:
+    /// `packed` is the script call (EVALSHA) as hiredis packs it for an op without a score
+    /// (`stream.store.CustomerStore.keys`, `InvoiceOp.argv`), or None.
     fn read<'py>(&mut self, py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
         let found = match self.parse(py, raw) {
             None => return Ok(None),
@@ -547,7 +550,8 @@ impl OpReader {
                         arg.push(' ');
                     }
                     // micro-units as Python's round() gives them (halves to even)
-                    let _ = write!(arg, "{} {}", cat, (amount * 1e6).round_ties_even() as i64);
+                    let micros = (amount * self.limits.micros).round_ties_even() as i64;
+                    let _ = write!(arg, "{cat} {micros}");
                 }
                 let packed = self
                     .packed(&customer_id, &invoice_id, ts, kind, spend, items, &arg)
@@ -560,7 +564,6 @@ impl OpReader {
                     spend,
                     items,
                     spent,
-                    arg,
                     packed,
                 )
                     .into_pyobject(py)?
