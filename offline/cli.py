@@ -28,11 +28,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=Path(args.data), out=Path(args.out), horizon_days=args.horizon_days,
                       seed=args.seed, protocol=args.protocol, progress=not args.no_progress)
     try:
-        train(cfg)
+        result = train(cfg)
     except (LogFormatError, TrainError) as exc:
         return _fail(str(exc))
     print(f"bundle written to {cfg.out}")
+    print(forecast_summary(result.card["forecast"]))
     return 0
+
+
+def forecast_summary(forecast: dict) -> str:
+    """The forecast's held-out figures against their targets, one line each.
+
+    >>> fc = {"holdout": {"customers": 3, "repeat_auc": 0.64},
+    ...       "holdout_ci95": {"repeat_auc": [0.58, 0.70]}}
+    >>> print(forecast_summary(fc))
+    held-out forecast (3 cohort customers; 95 % bootstrap interval):
+      repeat_auc          0.640  (0.580 .. 0.700)  target >= 0.65: missed
+    """
+    from offline.metrics import FORECAST_TARGETS, meets_target, target_text
+
+    hold, ci = forecast["holdout"], forecast.get("holdout_ci95", {})
+    lines = [f"held-out forecast ({hold['customers']} cohort customers; 95 % bootstrap "
+             "interval):"]
+    for m in FORECAST_TARGETS:
+        if m not in hold:
+            continue
+        low, high = ci.get(m, (float("nan"), float("nan")))
+        verdict = "met" if meets_target(m, hold[m]) else "missed"
+        lines.append(f"  {m:18s} {hold[m]:6.3f}  ({low:.3f} .. {high:.3f})  "
+                     f"target {target_text(m)}: {verdict}")
+    return "\n".join(lines)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

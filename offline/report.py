@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from offline.metrics import deciles, gini_curve
+from offline.metrics import INTERVAL_METRICS, deciles, gini_curve, target_text
 
 DATA_FILE = "report_data.joblib"
 #: figure ids, in report order (a test checks every one is in the HTML)
@@ -107,6 +107,17 @@ def _k_curve(scores: dict, inertia: dict, chosen: int) -> Callable[[Any], None]:
                  color="tab:orange", label="inertia (elbow)")
         ax2.set_ylabel("inertia (elbow)", color="tab:orange")
     return draw
+
+
+def forecast_intervals(forecast: dict[str, Any]) -> pd.DataFrame:
+    """The served model's held-out figures beside their 95 % intervals and targets."""
+    ci = forecast["holdout_ci95"]
+    return pd.DataFrame(
+        {"held out": [forecast["holdout"][m] for m in INTERVAL_METRICS],
+         "95 % low": [ci[m][0] for m in INTERVAL_METRICS],
+         "95 % high": [ci[m][1] for m in INTERVAL_METRICS],
+         "target": [target_text(m) for m in INTERVAL_METRICS]},
+        index=list(INTERVAL_METRICS))
 
 
 def render_report(card: dict[str, Any], data: dict[str, Any]) -> str:
@@ -206,6 +217,11 @@ def render_report(card: dict[str, Any], data: dict[str, Any]) -> str:
         ["normalized_gini", "gini_lift", "decile_mape", "spearman_spend", "repeat_auc",
          "cohort_total_ratio"]].astype(float)
     add(_table(var))
+    if "holdout_ci95" in fc:  # bundles trained before the intervals have none
+        add("<p>The served model's held-out figures with 95 % bootstrap intervals (1,000 "
+            "resamples of these customers): how far each could move with other customers of "
+            "the same kind.</p>")
+        add(_table(forecast_intervals(fc)))
 
     def dec(ax: Any) -> None:
         p, a = data["deciles"]

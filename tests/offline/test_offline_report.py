@@ -12,6 +12,7 @@ def test_report_holds_every_figure(trained) -> None:
     for fid in FIGURES:
         assert re.search(rf"<figure id='{fid}'><img [^>]*src='data:image/png;base64,", html), fid
     assert "CC BY 4.0" in html and "Online Retail II" in html
+    assert "95 % bootstrap intervals" in html and "95 % high" in html
     assert "http" not in html.split("archive.ics.uci.edu")[0].split("<a href=")[0]
 
 
