@@ -99,11 +99,13 @@ async def run(args: argparse.Namespace) -> dict:
         result["worker_per_cpu_s"] = len(records) / max(bs.cpu_seconds(worker.pid) - c0, 1e-9)
         result["worker_seconds"] = t1 - t0
         result["worker_per_s"] = len(records) / (t1 - t0)
-        result["scores_out"] = n_out - len(markers)
+        result["scores_out"] = n_out + await bs.drain_until_quiet(out) - len(markers)
+        result["scores_expected"] = bs.expected_scores(events)
         result["ratio_to_passthrough"] = result["worker_per_s"] / result["passthrough_per_s"]
         print(f"  worker: {result['worker_per_s']:,.0f} invoices/s over {t1 - t0:.1f}s "
               f"({result['ratio_to_passthrough']:.1%} of passthrough), "
-              f"{result['scores_out']:,} scores; {result['worker_per_cpu_s']:,.0f} invoices per "
+              f"{result['scores_out']:,} of {result['scores_expected']:,} scores; "
+              f"{result['worker_per_cpu_s']:,.0f} invoices per "
               f"worker CPU-second")
 
         # --- latency at a fixed offered rate, first-time customers ---------------------------
