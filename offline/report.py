@@ -220,7 +220,8 @@ def render_report(card: dict[str, Any], data: dict[str, Any]) -> str:
     if "holdout_ci95" in fc:  # bundles trained before the intervals have none
         add("<p>The served model's held-out figures with 95 % bootstrap intervals (1,000 "
             "resamples of these customers): how far each could move with other customers of "
-            "the same kind.</p>")
+            "the same kind. A decile MAPE's interval leans high: the deciles of a resample are "
+            "noisier than the sample's.</p>")
         add(_table(forecast_intervals(fc)))
 
     def dec(ax: Any) -> None:
