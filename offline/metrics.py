@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -158,6 +160,8 @@ def bootstrap_intervals(spend: np.ndarray, orders: np.ndarray, first_basket: np.
     rng = np.random.default_rng(seed)
     n = len(spend)
     out: dict[str, list[float]] = {k: [] for k in INTERVAL_METRICS}
+    if n == 0:  # no held-out customer (a small log): no interval, as no figure
+        return {k: [float("nan"), float("nan")] for k in INTERVAL_METRICS}
     for _ in range(n_boot):
         i = rng.integers(0, n, n)
         s = spend[i]
@@ -169,8 +173,10 @@ def bootstrap_intervals(spend: np.ndarray, orders: np.ndarray, first_basket: np.
         out["decile_mape"].append(decile_mape(s, exp_spend[i]))
         out["cohort_total_ratio"].append(float(exp_spend[i].sum() / max(s.sum(), 1e-12)))
     tail = (1 - level) / 2 * 100
-    return {k: [float(q) for q in np.nanpercentile(v, [tail, 100 - tail])]
-            for k, v in out.items()}
+    with warnings.catch_warnings():  # all NaN (one class in every resample): a NaN interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: [float(q) for q in np.nanpercentile(v, [tail, 100 - tail])]
+                for k, v in out.items()}
 
 
 def elbow_k(inertia: dict[int, float]) -> int | None:

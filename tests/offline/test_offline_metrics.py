@@ -92,3 +92,12 @@ def test_card_carries_intervals_and_targets_agree(trained) -> None:
         assert trained.card["targets"][key] == met
         line = next(ln for ln in summary.splitlines() if ln.strip().startswith(metric))
         assert line.endswith("met" if met else "missed")
+
+
+def test_no_customers_or_one_class_give_nan_intervals() -> None:
+    empty = {k: np.array([]) for k in _customers(1)}
+    assert all(math.isnan(v) for pair in bootstrap_intervals(**empty).values() for v in pair)
+    c = _customers(50)
+    c["orders"] = np.ones(50, dtype=int)  # everyone came back: no AUC to draw
+    low, high = bootstrap_intervals(**c, n_boot=50)["repeat_auc"]
+    assert math.isnan(low) and math.isnan(high)
