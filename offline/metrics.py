@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 from scipy.stats import rankdata, spearmanr
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 
 
 def gini(actual: np.ndarray, pred: np.ndarray) -> float:
@@ -65,21 +65,31 @@ def forecast_metrics(spend: np.ndarray, orders: np.ndarray, first_basket: np.nda
     """Every forecast metric on one set of customers."""
     spend = np.asarray(spend, dtype=float)
     repeat = (np.asarray(orders) >= 1).astype(int)
-    g = normalized_gini(spend, exp_spend)
-    g0 = normalized_gini(spend, first_basket)
     two = len(np.unique(repeat)) == 2
     return {
         "customers": int(len(spend)),
+        **ranking_figures(spend, repeat, first_basket, p_repeat, exp_spend),
+        "spearman_spend": float(spearmanr(exp_spend, spend).statistic),
+        "spearman_orders": float(spearmanr(exp_orders, orders).statistic),
+        "repeat_pr_auc": float(average_precision_score(repeat, p_repeat)) if two else float("nan"),
+        "cohort_total_predicted": float(np.sum(exp_spend)),
+        "cohort_total_actual": float(np.sum(spend)),
+    }
+
+
+def ranking_figures(spend: np.ndarray, repeat: np.ndarray, first_basket: np.ndarray,
+                    p_repeat: np.ndarray, exp_spend: np.ndarray) -> dict[str, float]:
+    """The figures with a target, the Ginis they come from and the repeat AUC: one definition
+    for the held-out figures (`forecast_metrics`) and their intervals (`bootstrap_intervals`).
+    """
+    g = normalized_gini(spend, exp_spend)
+    g0 = normalized_gini(spend, first_basket)
+    return {
         "normalized_gini": g,
         "baseline_gini": g0,
         "gini_lift": g / g0 if g0 else float("nan"),
         "decile_mape": decile_mape(spend, exp_spend),
-        "spearman_spend": float(spearmanr(exp_spend, spend).statistic),
-        "spearman_orders": float(spearmanr(exp_orders, orders).statistic),
-        "repeat_auc": float(roc_auc_score(repeat, p_repeat)) if two else float("nan"),
-        "repeat_pr_auc": float(average_precision_score(repeat, p_repeat)) if two else float("nan"),
-        "cohort_total_predicted": float(np.sum(exp_spend)),
-        "cohort_total_actual": float(np.sum(spend)),
+        "repeat_auc": rank_auc(repeat, p_repeat),
         "cohort_total_ratio": float(np.sum(exp_spend) / max(np.sum(spend), 1e-12)),
     }
 
@@ -87,7 +97,8 @@ def forecast_metrics(spend: np.ndarray, orders: np.ndarray, first_basket: np.nda
 def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic (ties count one half); NaN with one class.
 
-    ``roc_auc_score``'s value without its checks: the bootstrap calls it a thousand times.
+    ``sklearn.metrics.roc_auc_score``'s value without its checks: the bootstrap calls it a
+    thousand times.
 
     >>> rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     0.75
@@ -157,21 +168,17 @@ def bootstrap_intervals(spend: np.ndarray, orders: np.ndarray, first_basket: np.
     first_basket = np.asarray(first_basket, dtype=float)
     p_repeat = np.asarray(p_repeat, dtype=float)
     exp_spend = np.asarray(exp_spend, dtype=float)
-    rng = np.random.default_rng(seed)
     n = len(spend)
-    out: dict[str, list[float]] = {k: [] for k in INTERVAL_METRICS}
     if n == 0:  # no held-out customer (a small log): no interval, as no figure
         return {k: [float("nan"), float("nan")] for k in INTERVAL_METRICS}
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {k: [] for k in INTERVAL_METRICS}
     for _ in range(n_boot):
         i = rng.integers(0, n, n)
-        s = spend[i]
-        g = normalized_gini(s, exp_spend[i])
-        g0 = normalized_gini(s, first_basket[i])
-        out["normalized_gini"].append(g)
-        out["gini_lift"].append(g / g0 if g0 else float("nan"))
-        out["repeat_auc"].append(rank_auc(repeat[i], p_repeat[i]))
-        out["decile_mape"].append(decile_mape(s, exp_spend[i]))
-        out["cohort_total_ratio"].append(float(exp_spend[i].sum() / max(s.sum(), 1e-12)))
+        figures = ranking_figures(spend[i], repeat[i], first_basket[i], p_repeat[i],
+                                  exp_spend[i])
+        for k in INTERVAL_METRICS:
+            out[k].append(figures[k])
     tail = (1 - level) / 2 * 100
     with warnings.catch_warnings():  # all NaN (one class in every resample): a NaN interval
         warnings.simplefilter("ignore", RuntimeWarning)
