@@ -41,7 +41,7 @@ from schemas.invoice import (
 )
 from stream.aggregates import MAX_CACHED_LINES, LineCategories
 from stream.fast_invoice import field_meta
-from stream.store import LUA_APPLY_SHA, MAX_INVOICE_MONEY, MICROS, InvoiceOp
+from stream.store import LUA_APPLY_SHA, MAX_INVOICE_MONEY, MICROS, CustomerStore, InvoiceOp
 
 try:
     from stream._fastop import OpReader as _NativeReader
@@ -83,14 +83,31 @@ def reader_limits() -> dict[str, float]:
     }
 
 
-def op_reader(categories: LineCategories, key_prefix: str = "") -> Read | None:
+def key_parts(keys: Callable[[str], tuple[str, ...]]) -> list[tuple[str, str]]:
+    """Each key of `keys(customer_id)` as (text before, text after) the customer id, so the
+    native reader writes the store's keys without a copy of their layout.
+
+    >>> key_parts(lambda c: (f"p:cust:{{{c}}}", f"p:cust:{{{c}}}:inv"))
+    [('p:cust:{', '}'), ('p:cust:{', '}:inv')]
+    """
+    mark = "\x00"  # in no key's fixed text
+    parts = [tuple(key.split(mark)) for key in keys(mark)]
+    if any(len(p) != 2 for p in parts):
+        raise ValueError(f"every key must hold the customer id once: {keys(mark)!r}")
+    return parts  # type: ignore[return-value]
+
+
+def op_reader(categories: LineCategories,
+              keys: Callable[[str], tuple[str, ...]] | None = None) -> Read | None:
     """A reader whose categories come from `categories` (its known codes, and a call for any
-    other code, cached per code and description), its ops' script calls packed for a
-    `CustomerStore` with `key_prefix`; None without the native module."""
+    other code, cached per code and description), its ops' script calls packed with the keys
+    `keys(customer_id)` names (a `CustomerStore.keys`; default: an unprefixed store's); None
+    without the native module."""
     if _NativeReader is None:
         return None
     native = _NativeReader(dict(categories.by_code), categories, reader_limits(),
-                           MAX_CACHED_LINES, key_prefix, LUA_APPLY_SHA).read
+                           MAX_CACHED_LINES, key_parts(keys or CustomerStore(None, "").keys),
+                           LUA_APPLY_SHA).read
     guest = GUEST
 
     def read(raw: bytes) -> InvoiceOp | _Guest | None:

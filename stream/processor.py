@@ -96,7 +96,7 @@ class BatchProcessor:
         self.line_categories = LineCategories(scorer.category_of, scorer.known_categories)
         #: the native reader (raw bytes -> op), None without it: every invoice then takes
         #: `validate` and `invoice_op`, which also decide whatever the reader leaves to them
-        self.read_op = op_reader(self.line_categories, store.prefix) if native else None
+        self.read_op = op_reader(self.line_categories, store.keys) if native else None
         self.backoff = backoff or Backoff()
         #: customers seen with a stored first purchase, while the store's `epoch` is
         #: `_with_first_epoch`: a fact that stays true while Redis keeps its state, so their

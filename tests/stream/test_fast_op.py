@@ -47,7 +47,7 @@ def assert_read_alike(raw: bytes, read=None, categories=None) -> object:
     """What the reader makes of `raw`, after checking it against the Python path (the op, and
     its script call packed as the store packs it)."""
     categories = categories or _categories()
-    found = (read or op_reader(_categories(), PREFIX + ":"))(raw)
+    found = (read or op_reader(_categories(), CustomerStore(None, PREFIX).keys))(raw)
     if found is None:
         return None
     checked = validate(raw)
@@ -68,7 +68,7 @@ def assert_read_alike(raw: bytes, read=None, categories=None) -> object:
 @needs_native
 def test_every_invoice_of_the_shipped_log_is_read_alike(log_events: list) -> None:
     categories = _categories()
-    read = op_reader(_categories(), PREFIX + ":")
+    read = op_reader(_categories(), CustomerStore(None, PREFIX).keys)
     native = packed = 0
     for ev in log_events:
         found = assert_read_alike(encode(ev)[1], read, categories)
@@ -199,7 +199,7 @@ def test_generated_documents_near_the_limits(doc: dict) -> None:
 
 @needs_native
 def test_a_time_repr_writes_with_an_exponent_is_not_packed() -> None:
-    read = op_reader(_categories(), PREFIX + ":")
+    read = op_reader(_categories(), CustomerStore(None, PREFIX).keys)
     assert read(json.dumps(_doc(invoiced_at="1970-01-01T00:00:00.000001")).encode()).packed is None
     assert read(json.dumps(_doc(invoiced_at="1970-01-01T00:00:00.0001")).encode()).packed
 

@@ -269,9 +269,9 @@ struct OpReader {
     key: String,
     max_cached: usize,
     categories: Py<PyAny>,
-    /// the state's key prefix (`CustomerStore.prefix`) and the script's SHA1, for the
-    /// packed script call
-    key_prefix: String,
+    /// the script's keys as (text before, text after) the customer id, from
+    /// `CustomerStore.keys`, and the script's SHA1, for the packed script call
+    key_parts: Vec<(String, String)>,
     sha: String,
 }
 
@@ -457,16 +457,17 @@ impl OpReader {
         if !time.contains('.') {
             time.push_str(".0");
         }
-        let key = format!("{}cust:{{{}}}", self.key_prefix, customer_id);
         let spend_micros = (spend * self.limits.micros).round_ties_even() as i64;
-        let mut buf = Vec::with_capacity(200 + 3 * key.len() + cats.len());
-        buf.extend_from_slice(b"*15\r\n");
+        let n_keys = self.key_parts.len();
+        let mut buf = Vec::with_capacity(200 + n_keys * (40 + customer_id.len()) + cats.len());
+        // EVALSHA, its SHA, the key count, the keys, then the 9 arguments of `InvoiceOp.argv`
+        buf.extend_from_slice(format!("*{}\r\n", 3 + n_keys + 9).as_bytes());
         bulk(&mut buf, b"EVALSHA");
         bulk(&mut buf, self.sha.as_bytes());
-        bulk(&mut buf, b"3");
-        bulk(&mut buf, key.as_bytes());
-        bulk(&mut buf, format!("{key}:inv").as_bytes());
-        bulk(&mut buf, format!("{key}:cat_micros").as_bytes());
+        bulk(&mut buf, n_keys.to_string().as_bytes());
+        for (before, after) in &self.key_parts {
+            bulk(&mut buf, format!("{before}{customer_id}{after}").as_bytes());
+        }
         bulk(&mut buf, invoice_id.as_bytes());
         bulk(&mut buf, time.as_bytes());
         bulk(&mut buf, kind.as_bytes());
@@ -483,13 +484,13 @@ impl OpReader {
 #[pymethods]
 impl OpReader {
     #[new]
-    #[pyo3(signature = (by_code, categories, limits, max_cached, key_prefix, sha))]
+    #[pyo3(signature = (by_code, categories, limits, max_cached, key_parts, sha))]
     fn new(
         by_code: HashMap<String, i64>,
         categories: Py<PyAny>,
         limits: HashMap<String, f64>,
         max_cached: usize,
-        key_prefix: String,
+        key_parts: Vec<(String, String)>,
         sha: String,
     ) -> PyResult<Self> {
         let get = |name: &str| {
@@ -517,7 +518,7 @@ impl OpReader {
             key: String::new(),
             max_cached,
             categories,
-            key_prefix,
+            key_parts,
             sha,
         })
     }
